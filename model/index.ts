@@ -1,0 +1,118 @@
+// The resource model: every kind tern stores, its scope, and validation at the edge.
+import type { z } from 'zod';
+import { ValidationError } from './errors.js';
+import { namespaceSchema, networkPolicySchema, nodeSchema, podSchema } from './kube.js';
+import type { Namespace, NetworkPolicy, NetworkPolicyPeer, Node, Pod } from './kube.js';
+import { validateSelector, type LabelSelector } from './selector.js';
+import { bgpConfigurationSchema, bgpPeerSchema, ipamBlockSchema, ipPoolSchema } from './tern.js';
+import type { BGPConfiguration, BGPPeer, IPAMBlock, IPPool } from './tern.js';
+
+export * from './errors.js';
+export * from './meta.js';
+export * from './selector.js';
+export * from './cidr.js';
+export * from './kube.js';
+export * from './tern.js';
+
+export interface ResourceByKind {
+  Pod: Pod;
+  Namespace: Namespace;
+  Node: Node;
+  NetworkPolicy: NetworkPolicy;
+  IPPool: IPPool;
+  IPAMBlock: IPAMBlock;
+  BGPPeer: BGPPeer;
+  BGPConfiguration: BGPConfiguration;
+}
+export type Kind = keyof ResourceByKind;
+export type AnyResource = ResourceByKind[Kind];
+
+interface KindInfo {
+  apiVersion: string;
+  namespaced: boolean;
+  schema: z.ZodType;
+  /** Selectors inside the spec, checked for operator/value combinations the API rejects. */
+  selectors?: (obj: never) => Array<[string, LabelSelector | undefined]>;
+}
+
+export const KINDS: { readonly [K in Kind]: KindInfo } = {
+  Pod: { apiVersion: 'v1', namespaced: true, schema: podSchema },
+  Namespace: { apiVersion: 'v1', namespaced: false, schema: namespaceSchema },
+  Node: { apiVersion: 'v1', namespaced: false, schema: nodeSchema },
+  NetworkPolicy: {
+    apiVersion: 'networking.k8s.io/v1',
+    namespaced: true,
+    schema: networkPolicySchema,
+    selectors: (p: NetworkPolicy) => {
+      const out: Array<[string, LabelSelector | undefined]> = [['spec.podSelector', p.spec.podSelector]];
+      const peers = (
+        rules: Array<{ from?: NetworkPolicyPeer[]; to?: NetworkPolicyPeer[] }> | undefined,
+        dir: string,
+      ) =>
+        (rules ?? []).forEach((r, i) =>
+          (r.from ?? r.to ?? []).forEach((peer, j) => {
+            const at = `spec.${dir}[${i}].${dir === 'ingress' ? 'from' : 'to'}[${j}]`;
+            out.push(
+              [`${at}.podSelector`, peer.podSelector],
+              [`${at}.namespaceSelector`, peer.namespaceSelector],
+            );
+          }),
+        );
+      peers(p.spec.ingress, 'ingress');
+      peers(p.spec.egress, 'egress');
+      return out;
+    },
+  },
+  IPPool: {
+    apiVersion: 'tern.network/v1',
+    namespaced: false,
+    schema: ipPoolSchema,
+    selectors: (p: IPPool) => [['spec.nodeSelector', p.spec.nodeSelector]],
+  },
+  IPAMBlock: { apiVersion: 'tern.network/v1', namespaced: false, schema: ipamBlockSchema },
+  BGPPeer: {
+    apiVersion: 'tern.network/v1',
+    namespaced: false,
+    schema: bgpPeerSchema,
+    selectors: (p: BGPPeer) => [['spec.nodeSelector', p.spec.nodeSelector]],
+  },
+  BGPConfiguration: {
+    apiVersion: 'tern.network/v1',
+    namespaced: false,
+    schema: bgpConfigurationSchema,
+    selectors: (c: BGPConfiguration) => [['spec.routeReflectorSelector', c.spec.routeReflectorSelector]],
+  },
+};
+
+export function isKind(k: unknown): k is Kind {
+  return typeof k === 'string' && Object.prototype.hasOwnProperty.call(KINDS, k);
+}
+
+function pathString(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>(
+    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
+    '',
+  );
+}
+
+/**
+ * Validates an untrusted object as a resource of `kind` (or of the kind it names when
+ * `kind` is omitted). Throws ValidationError naming the first bad field.
+ */
+export function parseResource<K extends Kind>(input: unknown, kind?: K): ResourceByKind[K] {
+  const named = (input as { kind?: unknown } | null)?.kind;
+  const k = kind ?? named;
+  if (!isKind(k)) throw new ValidationError('kind', `unknown kind ${JSON.stringify(named)}`);
+  const info = KINDS[k];
+  const result = info.schema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new ValidationError(pathString(issue.path), issue.message);
+  }
+  const obj = result.data as ResourceByKind[K];
+  if (!info.namespaced && obj.metadata.namespace) {
+    throw new ValidationError('metadata.namespace', `must be absent: ${k} is cluster-scoped`);
+  }
+  for (const [field, sel] of info.selectors?.(obj as never) ?? []) if (sel) validateSelector(sel, field);
+  return obj;
+}

@@ -1,0 +1,150 @@
+// tern's own kinds, group tern.network, version v1.
+import { z } from 'zod';
+import { parseCidr } from './cidr.js';
+import { TERN_API_VERSION, objectMetaSchema, type ObjectMeta } from './meta.js';
+import { labelSelectorSchema, type LabelSelector } from './selector.js';
+
+const asNumber = z
+  .number({ error: 'must be an AS number' })
+  .int('must be an integer')
+  .min(1, 'must be between 1 and 4294967295')
+  .max(4294967295, 'must be between 1 and 4294967295');
+
+const cidrString = z.string().superRefine((v, ctx) => {
+  try {
+    parseCidr(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message.replace(/^cidr: /, '') });
+  }
+});
+
+const ipString = z.string().superRefine((v, ctx) => {
+  try {
+    parseCidr(v.includes(':') ? `${v}/128` : `${v}/32`);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not an IP address` });
+  }
+});
+
+const kindBase = <K extends string>(kind: K) => ({
+  apiVersion: z.literal(TERN_API_VERSION),
+  kind: z.literal(kind),
+  metadata: objectMetaSchema,
+});
+
+// ---- IPPool (cluster-scoped) ----
+export const ipPoolSpecSchema = z
+  .object({
+    cidr: cidrString,
+    /** Prefix length of the blocks the pool is cut into; default 26 (IPv4) / 122 (IPv6). */
+    blockSize: z.number().int().min(0).max(128).optional(),
+    nodeSelector: labelSelectorSchema.optional(),
+    disabled: z.boolean().optional(),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.blockSize === undefined) return;
+    let c;
+    try {
+      c = parseCidr(spec.cidr);
+    } catch {
+      return;
+    }
+    const max = c.family === 4 ? 32 : 128;
+    if (spec.blockSize < c.prefixLength || spec.blockSize > max) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['blockSize'],
+        message: `must be between ${c.prefixLength} and ${max} for ${spec.cidr}`,
+      });
+    }
+  });
+
+export const ipPoolSchema = z.object({ ...kindBase('IPPool'), spec: ipPoolSpecSchema });
+export type IPPool = {
+  apiVersion: typeof TERN_API_VERSION;
+  kind: 'IPPool';
+  metadata: ObjectMeta;
+  spec: z.infer<typeof ipPoolSpecSchema>;
+};
+
+// ---- IPAMBlock (cluster-scoped; name derived from the block CIDR) ----
+export const allocationSchema = z.object({
+  /** Who holds the address: `<namespace>/<pod>/<containerID>/<ifname>` for a CNI attachment. */
+  handle: z.string().min(1),
+  namespace: z.string().optional(),
+  pod: z.string().optional(),
+  containerID: z.string().optional(),
+  interface: z.string().optional(),
+  /** Node hosting the holder (differs from the block's affinity for borrowed addresses). */
+  node: z.string().optional(),
+});
+export type Allocation = z.infer<typeof allocationSchema>;
+
+export const ipamBlockSpecSchema = z.object({
+  cidr: cidrString,
+  pool: z.string().min(1),
+  /** Node that claimed the block; absent while unclaimed. */
+  affinity: z.string().optional(),
+  /** Allocated addresses of the block, keyed by their offset in the block (decimal string). */
+  allocations: z.record(z.string().regex(/^\d+$/, 'keys must be address offsets'), allocationSchema),
+});
+export const ipamBlockSchema = z.object({ ...kindBase('IPAMBlock'), spec: ipamBlockSpecSchema });
+export type IPAMBlock = {
+  apiVersion: typeof TERN_API_VERSION;
+  kind: 'IPAMBlock';
+  metadata: ObjectMeta;
+  spec: z.infer<typeof ipamBlockSpecSchema>;
+};
+
+// ---- BGPPeer (cluster-scoped) ----
+export const bgpPeerSpecSchema = z.object({
+  peerIP: ipString,
+  asNumber,
+  /** Nodes that peer with it; absent = every node. */
+  nodeSelector: labelSelectorSchema.optional(),
+  /** A single node that peers with it (instead of nodeSelector). */
+  node: z.string().optional(),
+  password: z.string().max(80, 'must be at most 80 characters (TCP MD5 key limit)').optional(),
+  holdTime: z
+    .number()
+    .int()
+    .refine((v) => v === 0 || (v >= 3 && v <= 65535), 'must be 0 or 3..65535 seconds')
+    .optional(),
+  keepaliveTime: z.number().int().min(0).max(21845).optional(),
+  passive: z.boolean().optional(),
+});
+export const bgpPeerSchema = z.object({ ...kindBase('BGPPeer'), spec: bgpPeerSpecSchema });
+export type BGPPeer = {
+  apiVersion: typeof TERN_API_VERSION;
+  kind: 'BGPPeer';
+  metadata: ObjectMeta;
+  spec: z.infer<typeof bgpPeerSpecSchema>;
+};
+
+// ---- BGPConfiguration (cluster-scoped; the one named "default" applies) ----
+export const bgpConfigurationSpecSchema = z.object({
+  /** AS of nodes that do not set their own; default 64512. */
+  asNumber: asNumber.optional(),
+  /** Full iBGP mesh among nodes; default true. */
+  nodeToNodeMesh: z.boolean().optional(),
+  /** Nodes matching this selector act as route reflectors when the mesh is off. */
+  routeReflectorSelector: labelSelectorSchema.optional(),
+  routeReflectorClusterID: ipString.optional(),
+  listenPort: z.number().int().min(1).max(65535).optional(),
+  holdTime: z.number().int().optional(),
+  gracefulRestartTime: z.number().int().min(0).max(4095).optional(),
+});
+export const bgpConfigurationSchema = z.object({
+  ...kindBase('BGPConfiguration'),
+  spec: bgpConfigurationSpecSchema,
+});
+export type BGPConfiguration = {
+  apiVersion: typeof TERN_API_VERSION;
+  kind: 'BGPConfiguration';
+  metadata: ObjectMeta;
+  spec: z.infer<typeof bgpConfigurationSpecSchema>;
+};
+
+export type { LabelSelector };
+export const DEFAULT_AS_NUMBER = 64512;
+export const DEFAULT_BLOCK_SIZE = { 4: 26, 6: 122 } as const;
