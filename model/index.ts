@@ -116,3 +116,4 @@ export function parseResource<K extends Kind>(input: unknown, kind?: K): Resourc
   for (const [field, sel] of info.selectors?.(obj as never) ?? []) if (sel) validateSelector(sel, field);
   return obj;
 }
+export * from './routing.js';
