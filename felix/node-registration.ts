@@ -45,10 +45,10 @@ export async function registerNode(ds: Datastore, id: NodeIdentity, attempts = 2
       if (!current) {
         const node: Node = { apiVersion: 'v1', kind: 'Node', metadata: { name: id.name } };
         apply(node, id);
-        return await ds.create(node);
+        return await ds.create<'Node'>(node);
       }
       if (!apply(current, id)) return current;
-      return await ds.update(current);
+      return await ds.update<'Node'>(current);
     } catch (e) {
       if (e instanceof ConflictError || e instanceof AlreadyExistsError) continue;
       throw e;
