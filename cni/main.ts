@@ -1,11 +1,139 @@
 #!/usr/bin/env node
-// The `tern` CNI plugin executable. (Being built in issue 5: answers VERSION only so far.)
-const SUPPORTED = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
-if (process.env.CNI_COMMAND === 'VERSION') {
-  process.stdout.write(JSON.stringify({ cniVersion: '1.1.0', supportedVersions: SUPPORTED }) + '\n');
-} else {
-  process.stdout.write(
-    JSON.stringify({ cniVersion: '1.1.0', code: 4, msg: 'CNI_COMMAND not supported yet' }) + '\n',
-  );
-  process.exitCode = 1;
+// The `tern` CNI plugin executable. Deliberately thin: a Node process costs tens of milliseconds to
+// start, so it imports only node built-ins, answers VERSION itself and hands every other request
+// (its CNI_* environment and stdin bytes) to the node agent over a Unix socket, where the work is
+// done warm. It prints the agent's answer verbatim and exits with the agent's exit code.
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import {
+  CNI_CODE,
+  DEFAULT_AGENT_SOCKET,
+  MAX_RESPONSE_BYTES,
+  SUPPORTED_VERSIONS,
+  errorJson,
+  parseWireResponse,
+  type WireRequest,
+  type WireResponse,
+} from './wire.js';
+
+/** How long the executable waits for the agent; the agent has its own, shorter, deadline per request. */
+const CLIENT_TIMEOUT_MS = Number(process.env.TERN_CNI_TIMEOUT_MS) || 300_000;
+
+const FORWARDED_COMMANDS = new Set(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS']);
+
+function finish(r: WireResponse): void {
+  if (r.stdout) process.stdout.write(r.stdout);
+  if (r.stderr) process.stderr.write(r.stderr);
+  process.exitCode = r.exitCode;
 }
+
+function fail(cniVersion: string, code: number, msg: string, details?: string): void {
+  finish({ exitCode: 1, stdout: errorJson(cniVersion, code, msg, details) });
+}
+
+/** The config's cniVersion and agentSocket, without validating anything else (that is the agent's job). */
+function peekConfig(stdin: string): { cniVersion?: string; agentSocket?: string } {
+  try {
+    const v: unknown = JSON.parse(stdin);
+    if (typeof v !== 'object' || v === null) return {};
+    const o = v as Record<string, unknown>;
+    return {
+      ...(typeof o.cniVersion === 'string' ? { cniVersion: o.cniVersion } : {}),
+      ...(typeof o.agentSocket === 'string' && o.agentSocket ? { agentSocket: o.agentSocket } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** VERSION needs no stdin (skel ignores it), but echoes the config's cniVersion when one is given. */
+function readOptionalStdin(timeoutMs: number): Promise<string> {
+  if (process.stdin.isTTY) return Promise.resolve('');
+  return new Promise((resolve) => {
+    let text = '';
+    const done = () => {
+      clearTimeout(timer);
+      process.stdin.pause();
+      process.stdin.removeAllListeners();
+      resolve(text);
+    };
+    const timer = setTimeout(done, timeoutMs);
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => (text += d));
+    process.stdin.on('end', done);
+    process.stdin.on('error', done);
+  });
+}
+
+function ask(socketPath: string, request: WireRequest): Promise<WireResponse> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const sock = connect(socketPath);
+    sock.setTimeout(CLIENT_TIMEOUT_MS, () =>
+      sock.destroy(new Error(`no answer within ${CLIENT_TIMEOUT_MS} ms`)),
+    );
+    sock.on('connect', () => sock.end(JSON.stringify(request)));
+    sock.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_RESPONSE_BYTES) sock.destroy(new Error('answer too large'));
+      else chunks.push(d);
+    });
+    sock.on('error', reject);
+    sock.on('close', (hadError) => {
+      if (hadError) return;
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (!text) return reject(new Error('the agent closed the connection without answering'));
+      try {
+        resolve(parseWireResponse(text));
+      } catch (e) {
+        reject(new Error(`unreadable answer from the agent: ${(e as Error).message}`));
+      }
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const command = process.env.CNI_COMMAND ?? '';
+  if (command === 'VERSION') {
+    const cniVersion = peekConfig(await readOptionalStdin(1000)).cniVersion ?? '1.1.0';
+    finish({
+      exitCode: 0,
+      stdout: JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n',
+    });
+    return;
+  }
+  if (!FORWARDED_COMMANDS.has(command)) {
+    const msg = command
+      ? `unknown CNI_COMMAND ${JSON.stringify(command)}`
+      : 'required env variables [CNI_COMMAND] missing';
+    fail(
+      '1.1.0',
+      CNI_CODE.invalidEnv,
+      msg,
+      `CNI_COMMAND must be one of VERSION, ${[...FORWARDED_COMMANDS].join(', ')}`,
+    );
+    return;
+  }
+  let stdin: string;
+  try {
+    stdin = readFileSync(0, 'utf8');
+  } catch (e) {
+    fail('1.1.0', CNI_CODE.io, 'failed to read the network configuration from stdin', (e as Error).message);
+    return;
+  }
+  const peek = peekConfig(stdin);
+  const cniVersion = peek.cniVersion ?? '1.1.0';
+  const socketPath = process.env.TERN_CNI_SOCKET || peek.agentSocket || DEFAULT_AGENT_SOCKET;
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('CNI_') && v !== undefined) env[k] = v;
+  try {
+    finish(await ask(socketPath, { env, stdin }));
+  } catch (e) {
+    const why = `the tern node agent is not reachable at ${socketPath}: ${(e as Error).message}`;
+    if (command === 'STATUS') fail(cniVersion, CNI_CODE.notReady, 'tern node agent is not ready', why);
+    else fail(cniVersion, CNI_CODE.tryAgainLater, 'try again later: tern node agent unavailable', why);
+  }
+}
+
+void main();

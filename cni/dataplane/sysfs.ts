@@ -1,0 +1,60 @@
+// Host-side reads and writes through /proc and /sys: in the agent's own netns these cost
+// microseconds, where an exec of sysctl(8) or ip(8) costs milliseconds.
+import { readFile, readdir, writeFile, access } from 'node:fs/promises';
+
+export async function readText(path: string): Promise<string | undefined> {
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const linkExists = (name: string) => exists(`/sys/class/net/${name}`);
+
+export async function listLinks(): Promise<string[]> {
+  try {
+    return await readdir('/sys/class/net');
+  } catch {
+    return [];
+  }
+}
+
+/** Writes `net.<key>` (dots → slashes, interface names kept whole), e.g. sysctl('ipv4.conf', 'eth0', 'proxy_arp', '1'). */
+export async function writeSysctl(
+  section: string,
+  ifname: string,
+  key: string,
+  value: string,
+): Promise<void> {
+  await writeFile(`/proc/sys/net/${section.replace('.', '/')}/${ifname}/${key}`, value);
+}
+
+export const readSysctl = (section: string, ifname: string, key: string) =>
+  readText(`/proc/sys/net/${section.replace('.', '/')}/${ifname}/${key}`);
+
+export const ipv6Enabled = () => exists('/proc/sys/net/ipv6/conf');
+
+/** The interface of the node's IPv4 default route with the lowest metric, from /proc/net/route. */
+export async function defaultRouteInterface(): Promise<string | undefined> {
+  const text = await readText('/proc/net/route');
+  if (!text) return undefined;
+  let best: { iface: string; metric: number } | undefined;
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // Iface Destination Gateway Flags RefCnt Use Metric Mask ...; flag 0x1 = RTF_UP
+    if (f.length < 8 || f[1] !== '00000000' || f[7] !== '00000000' || !(parseInt(f[3]!, 16) & 1)) continue;
+    const metric = Number(f[6]);
+    if (!best || metric < best.metric) best = { iface: f[0]!, metric };
+  }
+  return best?.iface;
+}

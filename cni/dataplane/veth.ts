@@ -1,0 +1,324 @@
+// The point-to-point veth data path (design: "The pod data path"), on Linux.
+//
+// Container side: ONE exec, `nsenter --net=<CNI_NETNS> ip -batch -`, creates the pair inside the
+// pod's netns with the peer placed straight into the agent's netns (`netns <agent pid>`), and
+// configures addresses, routes and the gateway neighbour. Host side: sysctls through /proc (no
+// exec) and ONE `ip -batch -` (owner alias, up, /32 and /128 routes). DEL and GC never enter the
+// pod's netns: deleting the host end removes the container end and every route through it.
+import { randomBytes } from 'node:crypto';
+import { formatIp, type IpAddr } from '../../model/index.js';
+import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, ROUTE_PROTOCOL } from '../../model/routing.js';
+import type { Dataplane, HostVeth, VethOwner, VethResult, VethSpec } from '../ports.js';
+import { CommandError, ipBatch, run, runOk } from './exec.js';
+import {
+  defaultRouteInterface,
+  ipv6Enabled,
+  linkExists,
+  listLinks,
+  readSysctl,
+  readText,
+  writeSysctl,
+} from './sysfs.js';
+
+/** Every host veth has this MAC: pods address their gateway at it (permanent neighbour entry). */
+export const HOST_VETH_MAC = 'ee:ee:ee:ee:ee:ee';
+/** EUI-64 link-local of HOST_VETH_MAC: the pods' IPv6 default gateway. */
+export const HOST_VETH_LINK_LOCAL = 'fe80::ecee:eeff:feee:eeee';
+export const DEFAULT_MTU = 1500;
+
+const ALIAS_PREFIX = 'tern:';
+
+/** `tern:<network>:<containerID>:<ifname>`; none of the three can contain ':' (CNI name rules). */
+export const ownerAlias = (o: VethOwner): string =>
+  `${ALIAS_PREFIX}${o.network}:${o.containerId}:${o.ifname}`;
+
+export function parseOwnerAlias(alias: string | undefined): VethOwner | undefined {
+  if (!alias?.startsWith(ALIAS_PREFIX)) return undefined;
+  const parts = alias.slice(ALIAS_PREFIX.length).split(':');
+  if (parts.length !== 3 || parts.some((p) => !p)) return undefined;
+  return { network: parts[0]!, containerId: parts[1]!, ifname: parts[2]! };
+}
+
+export const sameOwner = (a: VethOwner, b: VethOwner): boolean =>
+  a.network === b.network && a.containerId === b.containerId && a.ifname === b.ifname;
+
+/** A random locally administered unicast MAC for the container end. */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+export class DataplaneError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DataplaneError';
+  }
+}
+
+export interface LinuxDataplaneOptions {
+  /** A process in the host netns, where the peer end is placed. Default: this process. */
+  hostPid?: number;
+}
+
+export class LinuxDataplane implements Dataplane {
+  private readonly hostPid: number;
+
+  constructor(options: LinuxDataplaneOptions = {}) {
+    this.hostPid = options.hostPid ?? process.pid;
+  }
+
+  async detectMtu(): Promise<number> {
+    const uplink = await defaultRouteInterface();
+    const mtu = uplink ? Number(await readText(`/sys/class/net/${uplink}/mtu`)) : NaN;
+    return Number.isInteger(mtu) && mtu >= 68 ? mtu : DEFAULT_MTU;
+  }
+
+  async setUp(spec: VethSpec): Promise<VethResult> {
+    const containerMac = randomMac();
+    try {
+      await ipBatch(podSideCommands(spec, containerMac, this.hostPid), spec.netns);
+    } catch (e) {
+      await this.deleteLink(spec.hostVeth);
+      throw new DataplaneError(`creating ${spec.ifname} in ${spec.netns}: ${describe(e)}`, { cause: e });
+    }
+    try {
+      await this.configureHostSide(spec);
+    } catch (e) {
+      await this.deleteLink(spec.hostVeth);
+      throw new DataplaneError(`configuring host veth ${spec.hostVeth}: ${describe(e)}`, { cause: e });
+    }
+    return { hostMac: HOST_VETH_MAC, containerMac, mtu: spec.mtu, ipv6Gateway: HOST_VETH_LINK_LOCAL };
+  }
+
+  async tearDown(hostVeth: string, owner: VethOwner): Promise<boolean> {
+    if (!(await linkExists(hostVeth))) return true;
+    const current = parseOwnerAlias(await readText(`/sys/class/net/${hostVeth}/ifalias`));
+    if (current && !sameOwner(current, owner)) return false;
+    await this.deleteLink(hostVeth, true);
+    return true;
+  }
+
+  async removeStale(hostVeth: string): Promise<void> {
+    if (await linkExists(hostVeth)) await this.deleteLink(hostVeth, true);
+  }
+
+  async list(): Promise<HostVeth[]> {
+    const names = (await listLinks()).filter((n) => n.startsWith(HOST_VETH_PREFIX) && n.length === 15);
+    return Promise.all(
+      names.map(async (name) => {
+        const owner = parseOwnerAlias(await readText(`/sys/class/net/${name}/ifalias`));
+        return owner ? { name, owner } : { name };
+      }),
+    );
+  }
+
+  async check(spec: VethSpec, containerMac?: string): Promise<string[]> {
+    const [host, pod] = await Promise.all([this.checkHostSide(spec), checkPodSide(spec, containerMac)]);
+    return [...pod, ...host];
+  }
+
+  private async configureHostSide(spec: VethSpec): Promise<void> {
+    const h = spec.hostVeth;
+    const sysctls: Promise<void>[] = [
+      writeSysctl('ipv4.conf', h, 'proxy_arp', '1'),
+      writeSysctl('ipv4.conf', h, 'forwarding', '1'),
+      writeSysctl('ipv4.conf', h, 'route_localnet', '1'),
+      writeSysctl('ipv4.neigh', h, 'proxy_delay', '0'),
+    ];
+    if (await ipv6Enabled()) {
+      // Before the link goes up: no RA, no DAD on its link-local (the pods' gateway), EUI-64 so that
+      // the link-local is HOST_VETH_LINK_LOCAL whatever the node's default addr_gen_mode.
+      sysctls.push(
+        writeSysctl('ipv6.conf', h, 'accept_ra', '0'),
+        writeSysctl('ipv6.conf', h, 'accept_dad', '0'),
+        writeSysctl('ipv6.conf', h, 'proxy_ndp', '1'),
+        writeSysctl('ipv6.conf', h, 'addr_gen_mode', '0'),
+      );
+    }
+    await Promise.all(sysctls);
+    const routes = spec.ips.map((ip) => hostRoute(ip, h));
+    try {
+      await ipBatch([
+        `link set dev ${h} alias ${ownerAlias(spec.owner)} up`,
+        ...routes.map((r) => `route add ${r}`),
+      ]);
+    } catch (e) {
+      if (!(e instanceof CommandError) || !/File exists/.test(e.result.stderr)) throw e;
+      await this.takeOverRoutes(spec);
+    }
+  }
+
+  /**
+   * A host route to the pod's address already exists. Another pod's route (tern's pod protocol
+   * through another live veth) is a conflict and fails the ADD; anything else (a BGP route of a
+   * stable address that moved here, a leftover blackhole) is replaced.
+   */
+  private async takeOverRoutes(spec: VethSpec): Promise<void> {
+    for (const ip of spec.ips) {
+      const dst = `${formatIp(ip)}/${ip.family === 4 ? 32 : 128}`;
+      const out = await runOk('ip', ['-j', `-${ip.family}`, 'route', 'show', 'exact', dst]);
+      const existing = (JSON.parse(out || '[]') as { dev?: string; protocol?: string }[]).find(
+        (r) => r.dev && r.dev !== spec.hostVeth && r.protocol === String(ROUTE_PROTOCOL.pod),
+      );
+      if (existing)
+        throw new DataplaneError(`address ${dst} is already routed to ${existing.dev} (another pod)`);
+    }
+    await ipBatch(spec.ips.map((ip) => `route replace ${hostRoute(ip, spec.hostVeth)}`));
+  }
+
+  private async deleteLink(name: string, mustSucceed = false): Promise<void> {
+    const r = await run('ip', ['link', 'del', 'dev', name]);
+    if (r.code !== 0 && mustSucceed && !/Cannot find device/.test(r.stderr)) {
+      throw new DataplaneError(`deleting ${name}: ${r.stderr.trim()}`);
+    }
+  }
+
+  private async checkHostSide(spec: VethSpec): Promise<string[]> {
+    const h = spec.hostVeth;
+    if (!(await linkExists(h))) return [`host veth ${h} is missing`];
+    const problems: string[] = [];
+    const sys = (f: string) => readText(`/sys/class/net/${h}/${f}`);
+    const [mac, flags, mtu, alias] = await Promise.all([
+      sys('address'),
+      sys('flags'),
+      sys('mtu'),
+      sys('ifalias'),
+    ]);
+    if (mac !== HOST_VETH_MAC) problems.push(`host veth ${h} has MAC ${mac}, want ${HOST_VETH_MAC}`);
+    if (!(Number(flags) & 1)) problems.push(`host veth ${h} is down`);
+    if (Number(mtu) !== spec.mtu) problems.push(`host veth ${h} has MTU ${mtu}, want ${spec.mtu}`);
+    const owner = parseOwnerAlias(alias);
+    if (!owner || !sameOwner(owner, spec.owner))
+      problems.push(`host veth ${h} belongs to ${alias || 'nobody'}`);
+    const want: [string, string, string, string][] = [
+      ['ipv4.conf', h, 'proxy_arp', '1'],
+      ['ipv4.conf', h, 'forwarding', '1'],
+      ['ipv4.neigh', h, 'proxy_delay', '0'],
+    ];
+    for (const [section, ifname, key, value] of want) {
+      const got = await readSysctl(section, ifname, key);
+      if (got !== value) problems.push(`net.${section}.${ifname}.${key} is ${got}, want ${value}`);
+    }
+    const routes = await hostRoutesVia(h);
+    for (const ip of spec.ips) {
+      const dst = formatIp(ip);
+      if (!routes.some((r) => r.dst === dst && r.protocol === String(ROUTE_PROTOCOL.pod))) {
+        problems.push(`host route ${dst} dev ${h} proto ${ROUTE_PROTOCOL.pod} is missing`);
+      }
+    }
+    return problems;
+  }
+}
+
+function hostRoute(ip: IpAddr, hostVeth: string): string {
+  return ip.family === 4
+    ? `${formatIp(ip)}/32 dev ${hostVeth} proto ${ROUTE_PROTOCOL.pod} scope link`
+    : `${formatIp(ip)}/128 dev ${hostVeth} proto ${ROUTE_PROTOCOL.pod}`;
+}
+
+export function podSideCommands(spec: VethSpec, containerMac: string, hostPid: number): string[] {
+  const { ifname: i, mtu, hostVeth } = spec;
+  const v4 = spec.ips.filter((ip) => ip.family === 4);
+  const v6 = spec.ips.filter((ip) => ip.family === 6);
+  const lines = [
+    `link add ${i} mtu ${mtu} address ${containerMac} type veth peer name ${hostVeth} mtu ${mtu} address ${HOST_VETH_MAC} netns ${hostPid}`,
+    `link set ${i} up`,
+    ...v4.map((ip) => `addr add ${formatIp(ip)}/32 dev ${i}`),
+    ...v6.map((ip) => `addr add ${formatIp(ip)}/128 dev ${i} nodad`),
+  ];
+  if (v4.length) {
+    lines.push(
+      `route add ${POD_GATEWAY_IPV4}/32 dev ${i} scope link`,
+      `route add 0.0.0.0/0 via ${POD_GATEWAY_IPV4} dev ${i}`,
+      `neigh replace ${POD_GATEWAY_IPV4} lladdr ${HOST_VETH_MAC} dev ${i} nud permanent`,
+    );
+  }
+  if (v6.length) {
+    lines.push(
+      `route add ::/0 via ${HOST_VETH_LINK_LOCAL} dev ${i}`,
+      `neigh replace ${HOST_VETH_LINK_LOCAL} lladdr ${HOST_VETH_MAC} dev ${i} nud permanent`,
+    );
+  }
+  return lines;
+}
+
+interface JsonRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+  scope?: string;
+}
+
+async function hostRoutesVia(dev: string): Promise<JsonRoute[]> {
+  const [v4, v6] = await Promise.all([
+    runOk('ip', ['-j', '-4', 'route', 'show', 'dev', dev]),
+    runOk('ip', ['-j', '-6', 'route', 'show', 'dev', dev]),
+  ]);
+  return [...parseJsonList<JsonRoute>(v4), ...parseJsonList<JsonRoute>(v6)];
+}
+
+function parseJsonList<T>(text: string): T[] {
+  const v: unknown = JSON.parse(text.trim() || '[]');
+  return Array.isArray(v) ? (v as T[]) : [];
+}
+
+async function checkPodSide(spec: VethSpec, containerMac?: string): Promise<string[]> {
+  const i = spec.ifname;
+  const inPod = (args: string[]) => run('nsenter', [`--net=${spec.netns}`, 'ip', '-j', ...args]);
+  const [link, addr, r4, r6, neigh] = await Promise.all([
+    inPod(['-d', 'link', 'show', 'dev', i]),
+    inPod(['addr', 'show', 'dev', i]),
+    inPod(['-4', 'route', 'show', 'dev', i]),
+    inPod(['-6', 'route', 'show', 'dev', i]),
+    inPod(['neigh', 'show', 'dev', i]),
+  ]);
+  if (link.code !== 0) return [`interface ${i} not found in ${spec.netns}: ${link.stderr.trim()}`];
+  const problems: string[] = [];
+  const l = parseJsonList<{
+    address?: string;
+    mtu?: number;
+    flags?: string[];
+    linkinfo?: { info_kind?: string };
+  }>(link.stdout)[0];
+  if (l?.linkinfo?.info_kind !== 'veth') problems.push(`${i} is not a veth`);
+  if (containerMac && l?.address !== containerMac.toLowerCase()) {
+    problems.push(`${i} has MAC ${l?.address}, want ${containerMac}`);
+  }
+  if (l?.mtu !== spec.mtu) problems.push(`${i} has MTU ${l?.mtu}, want ${spec.mtu}`);
+  if (!l?.flags?.includes('UP')) problems.push(`${i} is down`);
+  const addrs =
+    parseJsonList<{ addr_info?: { local: string; prefixlen: number }[] }>(addr.stdout)[0]?.addr_info ?? [];
+  for (const ip of spec.ips) {
+    const want = ip.family === 4 ? 32 : 128;
+    if (!addrs.some((a) => a.local === formatIp(ip) && a.prefixlen === want)) {
+      problems.push(`${i} lacks address ${formatIp(ip)}/${want}`);
+    }
+  }
+  const routes = [...parseJsonList<JsonRoute>(r4.stdout), ...parseJsonList<JsonRoute>(r6.stdout)];
+  const neighbours = parseJsonList<{ dst: string; lladdr?: string; state?: string[] }>(neigh.stdout);
+  const gateways: [number, string][] = [];
+  if (spec.ips.some((ip) => ip.family === 4)) {
+    gateways.push([4, POD_GATEWAY_IPV4]);
+    if (!routes.some((r) => r.dst === POD_GATEWAY_IPV4 && r.scope === 'link')) {
+      problems.push(`route ${POD_GATEWAY_IPV4} dev ${i} scope link is missing`);
+    }
+  }
+  if (spec.ips.some((ip) => ip.family === 6)) gateways.push([6, HOST_VETH_LINK_LOCAL]);
+  for (const [family, gw] of gateways) {
+    if (!routes.some((r) => r.dst === 'default' && r.gateway === gw)) {
+      problems.push(`IPv${family} default route via ${gw} dev ${i} is missing`);
+    }
+    const n = neighbours.find((x) => x.dst === gw);
+    if (n?.lladdr !== HOST_VETH_MAC || !n.state?.includes('PERMANENT')) {
+      problems.push(`permanent neighbour ${gw} → ${HOST_VETH_MAC} on ${i} is missing`);
+    }
+  }
+  return problems;
+}
+
+function describe(e: unknown): string {
+  if (e instanceof CommandError) return e.result.stderr.trim() || e.message;
+  return e instanceof Error ? e.message : String(e);
+}
