@@ -1,0 +1,133 @@
+// The tern-bgp daemon's configuration file (YAML or JSON), parsed at the edge into typed options.
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ValidationError } from '../model/errors.js';
+import type { Policy } from './policy.js';
+import type { OriginateAttributes, PeerOptions, SpeakerOptions } from './speaker.js';
+
+const asn = z.number().int().min(1).max(0xffffffff);
+const ipv4 = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'must be an IPv4 address');
+const seconds = z.number().int().min(0).max(65535);
+
+const prefixMatch = z
+  .object({ prefix: z.string(), ge: z.number().int().optional(), le: z.number().int().optional() })
+  .strict();
+const policy = z
+  .object({
+    rules: z.array(
+      z
+        .object({
+          match: z
+            .object({
+              prefixes: z.array(prefixMatch).optional(),
+              communities: z.array(z.string()).optional(),
+            })
+            .strict()
+            .optional(),
+          action: z.enum(['accept', 'reject']),
+          set: z
+            .object({
+              addCommunities: z.array(z.string()).optional(),
+              removeCommunities: z.array(z.string()).optional(),
+              localPref: z.number().int().min(0).max(0xffffffff).optional(),
+              med: z.number().int().min(0).max(0xffffffff).optional(),
+            })
+            .strict()
+            .optional(),
+        })
+        .strict(),
+    ),
+    defaultAction: z.enum(['accept', 'reject']).optional(),
+  })
+  .strict();
+
+const peer = z
+  .object({
+    address: z.string(),
+    asn,
+    localAddress: z.string().optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    passive: z.boolean().optional(),
+    routeReflectorClient: z.boolean().optional(),
+    holdTime: seconds.optional(),
+    keepaliveTime: seconds.optional(),
+    connectRetryTime: z.number().int().min(1).max(65535).optional(),
+    nextHopSelf: z.boolean().optional(),
+    importPolicy: policy.optional(),
+    exportPolicy: policy.optional(),
+  })
+  .strict();
+
+const originate = z.union([
+  z.string(),
+  z
+    .object({
+      prefix: z.string(),
+      nextHop: z.string().optional(),
+      origin: z.enum(['igp', 'egp', 'incomplete']).optional(),
+      med: z.number().int().min(0).optional(),
+      localPref: z.number().int().min(0).optional(),
+      communities: z.array(z.string()).optional(),
+    })
+    .strict(),
+]);
+
+const configSchema = z
+  .object({
+    asn,
+    routerId: ipv4,
+    clusterId: ipv4.optional(),
+    listen: z
+      .union([
+        z.literal(false),
+        z
+          .object({ host: z.string().optional(), port: z.number().int().min(0).max(65535).optional() })
+          .strict(),
+      ])
+      .optional(),
+    controlSocket: z.string().optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+    peers: z.array(peer).default([]),
+    originate: z.array(originate).default([]),
+  })
+  .strict();
+
+export interface DaemonConfig {
+  readonly speaker: Omit<SpeakerOptions, 'logger'>;
+  readonly controlSocket?: string;
+  readonly logLevel: string;
+  readonly peers: readonly PeerOptions[];
+  readonly originate: readonly (OriginateAttributes & { readonly prefix: string })[];
+}
+
+/** Parses the text of a config file (YAML is a superset of JSON, so one parser reads both). */
+export function parseDaemonConfig(text: string, source = 'config'): DaemonConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ValidationError(source, `not YAML/JSON: ${(err as Error).message}`);
+  }
+  const r = configSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new ValidationError(`${source}: ${issue.path.join('.') || '(root)'}`, issue.message);
+  }
+  const c = r.data;
+  return {
+    speaker: {
+      asn: c.asn,
+      routerId: c.routerId,
+      ...(c.clusterId ? { clusterId: c.clusterId } : {}),
+      ...(c.listen !== undefined ? { listen: c.listen } : {}),
+    },
+    ...(c.controlSocket ? { controlSocket: c.controlSocket } : {}),
+    logLevel: c.logLevel ?? 'info',
+    peers: c.peers.map((p) => ({
+      ...p,
+      importPolicy: p.importPolicy as Policy | undefined,
+      exportPolicy: p.exportPolicy as Policy | undefined,
+    })),
+    originate: c.originate.map((o) => (typeof o === 'string' ? { prefix: o } : o)),
+  };
+}

@@ -1,0 +1,590 @@
+// The BGP speaker: peers (sessions + Adj-RIB-In/Out), the Loc-RIB, import/export processing
+// (iBGP, eBGP, route reflection, policy) and the listening socket. No I/O besides node:net.
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { pino, type Logger } from 'pino';
+import { ValidationError } from '../model/errors.js';
+import { parseIp } from '../model/cidr.js';
+import { AdjRibOut } from './adj-rib-out.js';
+import {
+  compilePolicy,
+  type Policy,
+  type PolicyFn,
+  prependAs,
+  stripUndefined,
+  parseCommunity,
+} from './policy.js';
+import { AttributeInterner, LocRib, type Path, RouteSource } from './rib.js';
+import { Session, type Negotiated, type SessionHandler, type SessionState } from './session.js';
+import type { PathAttributes } from './wire/attributes.js';
+import { Afi, AsPathSegmentType, CeaseSubcode, Origin, Safi } from './wire/constants.js';
+import type { AfiSafi, RouteRefreshMessage, UpdateMessage } from './wire/messages.js';
+import { familyOf, formatPrefix, parseIpv4, parsePrefix, type PrefixKey } from './wire/prefix.js';
+import { toRouteView, type RouteView } from './view.js';
+
+export interface SpeakerOptions {
+  readonly asn: number;
+  readonly routerId: string;
+  /** Where to accept connections; default all addresses, port 179. `false`: no listener. */
+  readonly listen?: { readonly host?: string; readonly port?: number } | false;
+  /** Route reflector cluster ID; default the router ID. */
+  readonly clusterId?: string;
+  readonly logger?: Logger;
+}
+
+export interface PeerOptions {
+  readonly address: string;
+  readonly asn: number;
+  readonly localAddress?: string;
+  /** The peer's TCP port (default 179). */
+  readonly port?: number;
+  readonly passive?: boolean;
+  readonly routeReflectorClient?: boolean;
+  /** Seconds (default 90; 0 = no hold timer). */
+  readonly holdTime?: number;
+  readonly keepaliveTime?: number;
+  /** Seconds between connection attempts (default 30). */
+  readonly connectRetryTime?: number;
+  /** Set our address as next hop on routes sent to this (iBGP) peer; always done for eBGP. */
+  readonly nextHopSelf?: boolean;
+  readonly importPolicy?: Policy;
+  readonly exportPolicy?: Policy;
+}
+
+export interface OriginateAttributes {
+  /** Default: the session's local address towards each peer. */
+  readonly nextHop?: string;
+  readonly origin?: 'igp' | 'egp' | 'incomplete';
+  readonly med?: number;
+  readonly localPref?: number;
+  readonly communities?: readonly string[];
+}
+
+export interface PeerStatus {
+  readonly address: string;
+  readonly asn: number;
+  readonly type: 'ibgp' | 'ebgp';
+  readonly state: SessionState;
+  /** ISO time of the last state change. */
+  readonly since: string;
+  /** Seconds in Established, when it is. */
+  readonly uptime?: number;
+  readonly routerId?: string;
+  readonly localAddress?: string;
+  readonly holdTime?: number;
+  readonly passive: boolean;
+  readonly routeReflectorClient: boolean;
+  readonly prefixesReceived: number;
+  readonly prefixesAccepted: number;
+  readonly prefixesAdvertised: number;
+  readonly lastError?: string;
+}
+
+export interface BestPathChange {
+  readonly prefix: string;
+  /** Undefined: no route any more. */
+  readonly best?: RouteView;
+}
+
+export interface RibEntry {
+  readonly prefix: string;
+  readonly paths: readonly RouteView[];
+}
+
+const FAMILIES: readonly AfiSafi[] = [
+  { afi: Afi.IPV4, safi: Safi.UNICAST },
+  { afi: Afi.IPV6, safi: Safi.UNICAST },
+];
+
+/** Per-peer state held by the speaker. */
+class Peer {
+  readonly source: RouteSource;
+  /** Received prefixes → accepted path, or null when import policy rejected it. */
+  readonly adjIn = new Map<PrefixKey, Path | null>();
+  accepted = 0;
+  importFn: PolicyFn;
+  exportFn: PolicyFn;
+  out: AdjRibOut | undefined;
+  /** Export results per best-path attribute set (cleared when the peer changes). */
+  exportCache = new WeakMap<Path, PathAttributes | null>();
+
+  constructor(
+    public options: PeerOptions,
+    readonly session: Session,
+    readonly ibgp: boolean,
+  ) {
+    this.source = new RouteSource(
+      ibgp ? 'ibgp' : 'ebgp',
+      options.address,
+      options.asn,
+      !!options.routeReflectorClient,
+    );
+    this.importFn = compilePolicy(options.importPolicy, 'importPolicy');
+    this.exportFn = compilePolicy(options.exportPolicy, 'exportPolicy');
+  }
+}
+
+type Events = { bestPathChanged: [BestPathChange]; peerStateChanged: [PeerStatus] };
+
+export class BgpSpeaker extends EventEmitter<Events> {
+  readonly asn: number;
+  readonly routerId: string;
+  readonly clusterId: string;
+  private readonly log: Logger;
+  private readonly interner = new AttributeInterner();
+  private readonly locRib = new LocRib();
+  private readonly local: RouteSource;
+  private readonly peersByAddress = new Map<string, Peer>();
+  private readonly peersBySession = new Map<Session, Peer>();
+  private server: net.Server | undefined;
+  private started = false;
+
+  constructor(private readonly options: SpeakerOptions) {
+    super();
+    if (!Number.isInteger(options.asn) || options.asn < 1 || options.asn > 0xffffffff) {
+      throw new ValidationError('asn', `${options.asn} is not an AS number (1..4294967295)`);
+    }
+    parseIpv4(options.routerId, 'routerId');
+    if (options.clusterId) parseIpv4(options.clusterId, 'clusterId');
+    this.asn = options.asn;
+    this.routerId = options.routerId;
+    this.clusterId = options.clusterId ?? options.routerId;
+    this.log = options.logger ?? pino({ level: 'silent' });
+    this.local = new RouteSource('local', '', options.asn);
+    this.local.setRouterId(options.routerId);
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.options.listen !== false) {
+      const server = net.createServer((socket) => this.incoming(socket));
+      const { host, port = 179 } = this.options.listen ?? {};
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port, ...(host ? { host } : {}) }, () => {
+          server.removeListener('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (err) => this.log.error({ err }, 'listener error'));
+      this.server = server;
+    }
+    for (const p of this.peersByAddress.values()) p.session.start();
+  }
+
+  /** The port actually listened on (useful with port 0). */
+  get listenPort(): number | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    for (const p of this.peersByAddress.values())
+      p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, 'speaker stopped');
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private incoming(socket: net.Socket): void {
+    const remote = normalize(socket.remoteAddress);
+    const peer = this.peersByAddress.get(remote);
+    if (!peer) {
+      this.log.debug({ remote }, 'connection from an unconfigured address closed');
+      socket.destroy();
+      return;
+    }
+    peer.session.accept(socket);
+  }
+
+  // ------------------------------------------------------------ peers
+
+  addPeer(options: PeerOptions): void {
+    const address = canonicalAddress(options.address, 'address');
+    if (this.peersByAddress.has(address))
+      throw new ValidationError('address', `peer ${address} already exists`);
+    if (!Number.isInteger(options.asn) || options.asn < 1 || options.asn > 0xffffffff) {
+      throw new ValidationError('asn', `${options.asn} is not an AS number`);
+    }
+    const holdTime = options.holdTime ?? 90;
+    if (holdTime !== 0 && (holdTime < 3 || holdTime > 65535))
+      throw new ValidationError('holdTime', 'must be 0 or 3..65535');
+    const opts = { ...options, address };
+    const session = new Session(
+      {
+        localAsn: this.asn,
+        routerId: this.routerId,
+        peerAddress: address,
+        peerAsn: options.asn,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+        port: options.port ?? 179,
+        passive: !!options.passive,
+        holdTime,
+        ...(options.keepaliveTime !== undefined ? { keepaliveTime: options.keepaliveTime } : {}),
+        connectRetryTime: options.connectRetryTime ?? 30,
+        families: FAMILIES,
+      },
+      this.sessionHandler,
+      this.log,
+    );
+    const peer = new Peer(opts, session, options.asn === this.asn);
+    this.peersByAddress.set(address, peer);
+    this.peersBySession.set(session, peer);
+    if (this.started) session.start();
+  }
+
+  removePeer(address: string): void {
+    const peer = this.peersByAddress.get(canonicalAddress(address, 'address'));
+    if (!peer) return;
+    peer.session.stop(CeaseSubcode.PEER_DECONFIGURED, 'peer removed');
+    this.dropPeerRoutes(peer);
+    this.peersByAddress.delete(peer.options.address);
+    this.peersBySession.delete(peer.session);
+  }
+
+  /**
+   * Changes a peer. Session parameters (AS, addresses, port, timers, passive) restart only this
+   * session; policy and role changes are applied in place.
+   */
+  updatePeer(options: PeerOptions): void {
+    const address = canonicalAddress(options.address, 'address');
+    const peer = this.peersByAddress.get(address);
+    if (!peer) throw new ValidationError('address', `no peer ${address}`);
+    const o = peer.options;
+    const sessionChanged =
+      o.asn !== options.asn ||
+      o.localAddress !== options.localAddress ||
+      o.port !== options.port ||
+      !!o.passive !== !!options.passive ||
+      o.holdTime !== options.holdTime ||
+      o.keepaliveTime !== options.keepaliveTime ||
+      o.connectRetryTime !== options.connectRetryTime;
+    if (sessionChanged) {
+      this.removePeer(address);
+      this.addPeer(options);
+      return;
+    }
+    const importChanged = JSON.stringify(o.importPolicy) !== JSON.stringify(options.importPolicy);
+    peer.options = { ...options, address };
+    peer.source.rrClient = !!options.routeReflectorClient;
+    peer.importFn = compilePolicy(options.importPolicy, 'importPolicy');
+    peer.exportFn = compilePolicy(options.exportPolicy, 'exportPolicy');
+    peer.exportCache = new WeakMap();
+    if (importChanged && peer.session.state === 'Established') {
+      // Without stored pre-policy routes, ask the peer to send everything again (RFC 2918).
+      if (peer.session.negotiated?.routeRefresh) {
+        for (const f of peer.session.negotiated.families) peer.out?.routeRefresh(f);
+      } else {
+        peer.session.stop(CeaseSubcode.OTHER_CONFIGURATION_CHANGE, 'import policy changed');
+        peer.session.start();
+      }
+    }
+    if (peer.session.state === 'Established') this.refreshExports(peer);
+  }
+
+  peers(): PeerStatus[] {
+    return [...this.peersByAddress.values()].map((p) => this.status(p));
+  }
+
+  private status(p: Peer): PeerStatus {
+    const s = p.session;
+    const n = s.negotiated;
+    return stripUndefined({
+      address: p.options.address,
+      asn: p.options.asn,
+      type: p.ibgp ? 'ibgp' : 'ebgp',
+      state: s.state,
+      since: new Date(s.since).toISOString(),
+      uptime: s.state === 'Established' ? Math.floor((Date.now() - s.since) / 1000) : undefined,
+      routerId: n?.peerRouterId,
+      localAddress: n?.localAddress,
+      holdTime: n?.holdTime,
+      passive: !!p.options.passive,
+      routeReflectorClient: !!p.options.routeReflectorClient,
+      prefixesReceived: p.adjIn.size,
+      prefixesAccepted: p.accepted,
+      prefixesAdvertised: p.out?.advertisedCount ?? 0,
+      lastError: s.lastError,
+    } as PeerStatus);
+  }
+
+  // ------------------------------------------------------------ local routes
+
+  originate(prefix: string, attrs: OriginateAttributes = {}): void {
+    const key = parsePrefix(prefix);
+    if (attrs.nextHop) canonicalAddress(attrs.nextHop, 'nextHop');
+    const communities = attrs.communities?.map((c, i) => parseCommunity(c, `communities[${i}]`));
+    const a: PathAttributes = stripUndefined({
+      origin:
+        attrs.origin === 'egp' ? Origin.EGP : attrs.origin === 'incomplete' ? Origin.INCOMPLETE : Origin.IGP,
+      asPath: [],
+      nextHop: attrs.nextHop ? canonicalAddress(attrs.nextHop, 'nextHop') : undefined,
+      med: attrs.med,
+      localPref: attrs.localPref,
+      communities: communities?.filter((c) => !c.large).map((c) => c.value as number),
+      largeCommunities: communities?.filter((c) => c.large).map((c) => c.value as [number, number, number]),
+    });
+    this.setRoute(key, this.local, this.local.path(this.interner.intern(stripEmpty(a))));
+  }
+
+  withdraw(prefix: string): void {
+    this.setRoute(parsePrefix(prefix), this.local, undefined);
+  }
+
+  // ------------------------------------------------------------ RIB views
+
+  rib(filter: { prefix?: string } = {}): RibEntry[] {
+    const out: RibEntry[] = [];
+    const view = (key: PrefixKey) => ({
+      prefix: formatPrefix(key),
+      paths: this.locRib.candidates(key).map((p, i) => toRouteView(p, i === 0)),
+    });
+    if (filter.prefix) {
+      const key = parsePrefix(filter.prefix);
+      if (this.locRib.candidates(key).length) out.push(view(key));
+      return out;
+    }
+    for (const key of this.locRib.prefixes()) out.push(view(key));
+    return out;
+  }
+
+  /** Number of prefixes in the Loc-RIB. */
+  get ribSize(): number {
+    return this.locRib.size;
+  }
+
+  // ------------------------------------------------------------ sessions → RIB
+
+  private readonly sessionHandler: SessionHandler = {
+    established: (session, n) => this.onEstablished(session, n),
+    update: (session, u) => this.onUpdate(session, u),
+    routeRefresh: (session, m) => this.onRouteRefresh(session, m),
+    down: (session, reason) => this.onDown(session, reason),
+    stateChanged: (session) => {
+      const peer = this.peersBySession.get(session);
+      if (peer && this.listenerCount('peerStateChanged')) this.emit('peerStateChanged', this.status(peer));
+    },
+  };
+
+  private onEstablished(session: Session, n: Negotiated): void {
+    const peer = this.peersBySession.get(session);
+    if (!peer) return;
+    peer.source.setRouterId(n.peerRouterId);
+    peer.exportCache = new WeakMap();
+    peer.out = new AdjRibOut(session, n, this.log);
+    for (const [prefix, best] of this.locRib.bestPaths()) this.exportTo(peer, prefix, best);
+    peer.out.sendEndOfRibAfterInitialSync(n.families);
+  }
+
+  private onDown(session: Session, reason: string): void {
+    const peer = this.peersBySession.get(session);
+    if (!peer) return;
+    this.log.info({ peer: peer.options.address, reason }, 'session down; withdrawing its routes');
+    peer.out?.close();
+    peer.out = undefined;
+    this.dropPeerRoutes(peer);
+  }
+
+  private dropPeerRoutes(peer: Peer): void {
+    for (const prefix of peer.adjIn.keys()) this.setRoute(prefix, peer.source, undefined);
+    peer.adjIn.clear();
+    peer.accepted = 0;
+  }
+
+  private onRouteRefresh(session: Session, m: RouteRefreshMessage): void {
+    const peer = this.peersBySession.get(session);
+    if (!peer?.out) return;
+    const family = m.afi === Afi.IPV6 ? 6 : 4;
+    for (const [prefix, best] of this.locRib.bestPaths()) {
+      if (familyOf(prefix) === family) this.exportTo(peer, prefix, best, true);
+    }
+  }
+
+  private onUpdate(session: Session, u: UpdateMessage): void {
+    const peer = this.peersBySession.get(session);
+    if (!peer) return;
+    if (u.errors.length) {
+      this.log.warn(
+        { peer: peer.options.address, errors: u.errors.map((e) => `${e.action}: ${e.message}`) },
+        'malformed UPDATE handled per RFC 7606',
+      );
+    }
+    for (const p of u.withdrawn) this.receive(peer, p, undefined);
+    if (u.mpUnreach) for (const p of u.mpUnreach.withdrawn) this.receive(peer, p, undefined);
+    if (!u.attributes) return;
+    if (u.treatAsWithdraw) {
+      for (const p of u.nlri) this.receive(peer, p, undefined);
+      if (u.mpReach) for (const p of u.mpReach.nlri) this.receive(peer, p, undefined);
+      return;
+    }
+    if (u.nlri.length) {
+      const attrs = this.importAttributes(peer, u.attributes);
+      for (const p of u.nlri) this.receive(peer, p, attrs);
+    }
+    if (u.mpReach?.nlri.length) {
+      const mp = u.mpReach;
+      const withNh: PathAttributes = stripUndefined({
+        ...u.attributes,
+        nextHop: mp.nextHop,
+        linkLocalNextHop: mp.linkLocalNextHop,
+      });
+      const attrs = this.importAttributes(peer, withNh);
+      for (const p of mp.nlri) this.receive(peer, p, attrs);
+    }
+  }
+
+  /** Loop checks and per-session normalization; null when the route must be ignored. */
+  private importAttributes(peer: Peer, a: PathAttributes): PathAttributes | null {
+    if (peer.ibgp) {
+      if (a.originatorId === this.routerId) return null;
+      if (a.clusterList?.includes(this.clusterId)) return null;
+      return this.interner.intern(a);
+    }
+    for (const s of a.asPath) if (s.asns.includes(this.asn)) return null;
+    // LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST do not cross AS borders.
+    if (a.localPref !== undefined || a.originatorId !== undefined || a.clusterList !== undefined) {
+      a = stripUndefined({ ...a, localPref: undefined, originatorId: undefined, clusterList: undefined });
+    }
+    return this.interner.intern(a);
+  }
+
+  private receive(peer: Peer, prefix: PrefixKey, attrs: PathAttributes | null | undefined): void {
+    const old = peer.adjIn.get(prefix);
+    if (attrs === undefined) {
+      if (old === undefined) return;
+      peer.adjIn.delete(prefix);
+      if (old) {
+        peer.accepted--;
+        this.setRoute(prefix, peer.source, undefined);
+      }
+      return;
+    }
+    const afterPolicy = attrs && peer.importFn(prefix, attrs);
+    const path = afterPolicy
+      ? peer.source.path(afterPolicy === attrs ? attrs : this.interner.intern(afterPolicy))
+      : null;
+    peer.adjIn.set(prefix, path);
+    if (old) peer.accepted--;
+    if (path) peer.accepted++;
+    if (path !== old) this.setRoute(prefix, peer.source, path ?? undefined);
+  }
+
+  private setRoute(prefix: PrefixKey, source: RouteSource, path: Path | undefined): void {
+    const oldBest = this.locRib.set(prefix, source, path);
+    if (oldBest === false) return;
+    const best = this.locRib.best(prefix);
+    if (this.listenerCount('bestPathChanged')) {
+      this.emit('bestPathChanged', {
+        prefix: formatPrefix(prefix),
+        ...(best ? { best: toRouteView(best, true) } : {}),
+      });
+    }
+    for (const peer of this.peersByAddress.values()) if (peer.out) this.exportTo(peer, prefix, best);
+  }
+
+  // ------------------------------------------------------------ RIB → peers
+
+  private refreshExports(peer: Peer): void {
+    for (const [prefix, best] of this.locRib.bestPaths()) this.exportTo(peer, prefix, best);
+    for (const prefix of peer.out?.advertisedPrefixes() ?? []) {
+      if (!this.locRib.best(prefix)) peer.out?.set(prefix, null);
+    }
+  }
+
+  private exportTo(peer: Peer, prefix: PrefixKey, best: Path | undefined, force = false): void {
+    const out = peer.out!;
+    let attrs: PathAttributes | null = null;
+    if (best) {
+      let base = peer.exportCache.get(best);
+      if (base === undefined) {
+        base = this.exportAttributes(peer, best);
+        peer.exportCache.set(best, base);
+      }
+      if (base) {
+        const policed = peer.exportFn(prefix, base);
+        attrs = policed ? (policed === base ? base : this.interner.intern(policed)) : null;
+      }
+      if (attrs && familyOf(prefix) !== out.nextHopFamily(attrs)) attrs = null;
+    }
+    out.set(prefix, attrs, force);
+  }
+
+  /** The attributes `best` is sent to `peer` with, or null when it must not be sent. */
+  private exportAttributes(peer: Peer, best: Path): PathAttributes | null {
+    const src = best.source;
+    if (src === peer.source) return null;
+    const a = best.attrs;
+    const n = peer.session.negotiated!;
+    if (!peer.ibgp) {
+      if (a.asPath.some((s) => s.asns.includes(peer.options.asn))) return null;
+      return this.interner.intern(
+        stripUndefined({
+          ...a,
+          asPath: prependAs(
+            a.asPath.filter((s) => s.type <= AsPathSegmentType.AS_SEQUENCE),
+            this.asn,
+          ),
+          nextHop: selfNextHop(n, familyOfAttrs(a)),
+          linkLocalNextHop: undefined,
+          localPref: undefined,
+          med: src.kind === 'local' ? a.med : undefined,
+          originatorId: undefined,
+          clusterList: undefined,
+        }),
+      );
+    }
+    // iBGP: learned from iBGP is only reflected (RFC 4456 §6).
+    let reflect = false;
+    if (src.kind === 'ibgp') {
+      if (!src.rrClient && !peer.source.rrClient) return null;
+      reflect = true;
+    }
+    const nextHop =
+      src.kind === 'local'
+        ? (a.nextHop ?? selfNextHop(n, familyOfAttrs(a)))
+        : peer.options.nextHopSelf && !reflect
+          ? selfNextHop(n, familyOfAttrs(a))
+          : a.nextHop;
+    return this.interner.intern(
+      stripUndefined({
+        ...a,
+        nextHop,
+        localPref: a.localPref ?? 100,
+        originatorId: reflect ? (a.originatorId ?? src.routerId) : a.originatorId,
+        clusterList: reflect ? [this.clusterId, ...(a.clusterList ?? [])] : a.clusterList,
+      }),
+    );
+  }
+}
+
+/** Family a locally originated route with no next hop belongs to is decided at export time. */
+function familyOfAttrs(a: PathAttributes): 4 | 6 | undefined {
+  if (!a.nextHop) return undefined;
+  return a.nextHop.includes(':') ? 6 : 4;
+}
+
+function selfNextHop(n: Negotiated, family: 4 | 6 | undefined): string | undefined {
+  const local = n.localAddress;
+  if (family === undefined) return local;
+  return (local.includes(':') ? 6 : 4) === family ? local : undefined;
+}
+
+function stripEmpty(a: PathAttributes): PathAttributes {
+  const o = { ...a } as Record<string, unknown>;
+  for (const k of ['communities', 'largeCommunities'])
+    if (Array.isArray(o[k]) && (o[k] as unknown[]).length === 0) delete o[k];
+  return o as unknown as PathAttributes;
+}
+
+function normalize(a: string | undefined): string {
+  return a?.startsWith('::ffff:') ? a.slice(7) : (a ?? '');
+}
+
+function canonicalAddress(text: string, field: string): string {
+  const ip = parseIp(text, field);
+  return ip.family === 4 ? text : formatPrefix(parsePrefix(`${text}/128`, field)).replace(/\/128$/, '');
+}

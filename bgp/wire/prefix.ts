@@ -1,0 +1,160 @@
+// Prefixes as compact map keys. An IPv4 prefix is a number (length·2³² + network): no string
+// is built per route on the ingest path. An IPv6 prefix is its canonical text ("fd00::/64").
+import { parseCidr, parseIp } from '../../model/cidr.js';
+import { ValidationError } from '../../model/errors.js';
+import { BgpError } from './errors.js';
+import { ErrorCode, UpdateSubcode } from './constants.js';
+
+export type PrefixKey = number | string;
+export type Family = 4 | 6;
+
+const TWO32 = 4294967296;
+
+export const ipv4Key = (network: number, length: number): number => length * TWO32 + network;
+export const familyOf = (key: PrefixKey): Family => (typeof key === 'number' ? 4 : 6);
+
+export function formatIpv4(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** Dotted quad → 32-bit unsigned number; throws ValidationError on anything else. */
+export function parseIpv4(text: string, field = 'address'): number {
+  const m = IPV4_RE.exec(text);
+  const parts = m ? [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])] : [];
+  if (!m || parts.some((p) => p > 255))
+    throw new ValidationError(field, `${JSON.stringify(text)} is not an IPv4 address`);
+  return ((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!;
+}
+
+/** RFC 5952 text of 16 bytes at `off`. */
+export function formatIpv6(buf: Uint8Array, off = 0): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!);
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (bestStart < 0) return groups.map((g) => g.toString(16)).join(':');
+  const head = groups.slice(0, bestStart).map((g) => g.toString(16));
+  const tail = groups.slice(bestStart + bestLen).map((g) => g.toString(16));
+  return `${head.join(':')}::${tail.join(':')}`;
+}
+
+export function ipv6Bytes(text: string): Buffer {
+  const ip = parseIp(text);
+  if (ip.family !== 6) throw new ValidationError('address', `${JSON.stringify(text)} is not an IPv6 address`);
+  const out = Buffer.alloc(16);
+  let v = ip.value;
+  for (let i = 15; i >= 0; i--) {
+    out[i] = Number(v & 255n);
+    v >>= 8n;
+  }
+  return out;
+}
+
+export function formatPrefix(key: PrefixKey): string {
+  if (typeof key === 'string') return key;
+  const length = Math.floor(key / TWO32);
+  return `${formatIpv4(key - length * TWO32)}/${length}`;
+}
+
+/** Parses "a.b.c.d/n" or "x::/n" (host bits must be zero) into a key. */
+export function parsePrefix(text: string, field = 'prefix'): PrefixKey {
+  const c = parseCidr(text, field);
+  if (c.family === 4) return ipv4Key(Number(c.network), c.prefixLength);
+  const bytes = Buffer.alloc(16);
+  let v = c.network;
+  for (let i = 15; i >= 0; i--) {
+    bytes[i] = Number(v & 255n);
+    v >>= 8n;
+  }
+  return `${formatIpv6(bytes)}/${c.prefixLength}`;
+}
+
+export function prefixLength(key: PrefixKey): number {
+  if (typeof key === 'number') return Math.floor(key / TWO32);
+  return Number(key.slice(key.lastIndexOf('/') + 1));
+}
+
+/** Network bits as a bigint (for prefix-list matching of both families). */
+export function prefixNetwork(key: PrefixKey): bigint {
+  if (typeof key === 'number') return BigInt(key - prefixLength(key) * TWO32);
+  return parseIp(key.slice(0, key.lastIndexOf('/'))).value;
+}
+
+const badNetwork = (what: string) =>
+  new BgpError(ErrorCode.UPDATE_MESSAGE, UpdateSubcode.INVALID_NETWORK_FIELD, what);
+
+/**
+ * Decodes a run of (length, prefix) NLRI between `start` and `end` into `out`. A prefix length
+ * beyond the family's width or a prefix that overruns `end` is an error (RFC 7606 §5.3: reset).
+ */
+export function decodePrefixes(
+  buf: Buffer,
+  start: number,
+  end: number,
+  family: Family,
+  out: PrefixKey[],
+): void {
+  let off = start;
+  if (family === 4) {
+    while (off < end) {
+      const len = buf[off++]!;
+      if (len > 32) throw badNetwork(`IPv4 prefix length ${len} > 32`);
+      const nbytes = (len + 7) >> 3;
+      if (off + nbytes > end) throw badNetwork('NLRI prefix overruns its field');
+      let n = 0;
+      for (let i = 0; i < 4; i++) n = n * 256 + (i < nbytes ? buf[off + i]! : 0);
+      off += nbytes;
+      if (len < 32) {
+        const hostSpan = 2 ** (32 - len);
+        n -= n % hostSpan;
+      }
+      out.push(len * TWO32 + n);
+    }
+    return;
+  }
+  const bytes = Buffer.alloc(16);
+  while (off < end) {
+    const len = buf[off++]!;
+    if (len > 128) throw badNetwork(`IPv6 prefix length ${len} > 128`);
+    const nbytes = (len + 7) >> 3;
+    if (off + nbytes > end) throw badNetwork('NLRI prefix overruns its field');
+    bytes.fill(0);
+    buf.copy(bytes, 0, off, off + nbytes);
+    if (len % 8 !== 0) bytes[nbytes - 1]! &= (0xff << (8 - (len % 8))) & 0xff;
+    off += nbytes;
+    out.push(`${formatIpv6(bytes)}/${len}`);
+  }
+}
+
+export function prefixWireLength(key: PrefixKey): number {
+  return 1 + ((prefixLength(key) + 7) >> 3);
+}
+
+/** Writes one NLRI at `off`, returns the offset after it. */
+export function writePrefix(key: PrefixKey, buf: Buffer, off: number): number {
+  const len = prefixLength(key);
+  const nbytes = (len + 7) >> 3;
+  buf[off++] = len;
+  if (typeof key === 'number') {
+    const n = key - len * TWO32;
+    for (let i = 0; i < nbytes; i++) buf[off + i] = (n / 2 ** (24 - 8 * i)) & 255;
+  } else {
+    ipv6Bytes(key.slice(0, key.lastIndexOf('/'))).copy(buf, off, 0, nbytes);
+  }
+  return off + nbytes;
+}
