@@ -109,7 +109,14 @@ describe('rtnetlink decoding', () => {
     rt.formatRouteMessage(
       {
         kind: 'route',
-        data: { family: 10, dstLen: 122, table: 0, protocol: 92, scope: 'UNIVERSE', type: 'UNICAST' },
+        data: {
+          family: 10,
+          dstLen: 122,
+          table: 0,
+          protocol: 92 as rt.RouteProtocol,
+          scope: 'UNIVERSE',
+          type: 'UNICAST',
+        },
         attrs: { dst: bgpRoute6.dst, gateway: bgpRoute6.gateway, oif: 3, priority: 1024, table: 1000 },
       },
       out,
@@ -122,7 +129,7 @@ describe('rtnetlink decoding', () => {
     rt.formatRouteMessage(
       {
         kind: 'route',
-        data: { family: 2, dstLen: 26, table: 254, protocol: 91, type: 'BLACKHOLE' },
+        data: { family: 2, dstLen: 26, table: 254, protocol: 91 as rt.RouteProtocol, type: 'BLACKHOLE' },
         attrs: { dst: Buffer.from([10, 0, 0, 64]) },
       },
       out,
