@@ -58,19 +58,20 @@ export class PolicyApplier {
       await this.run('ipset', ['restore'], setText);
       commands++;
     }
-    let chainsWritten = 0;
-    let chainsRemoved = 0;
-    for (const f of desired.families) {
-      const current = await this.readChains(f);
-      commands++;
-      const want = desired.chains[f];
-      const remove = [...current.chains.keys()].filter((c) => !want.has(c));
-      const insertHooks = desired.hooks.filter((h) => !current.hooks.has(hookRule(h)));
-      await this.restoreChains(f, { write: want, remove, insertHooks });
-      commands++;
-      chainsWritten += want.size;
-      chainsRemoved += remove.length;
-    }
+    // The families are separate tables: restore them side by side.
+    const perFamily = await Promise.all(
+      desired.families.map(async (f) => {
+        const current = await this.readChains(f);
+        const want = desired.chains[f];
+        const remove = [...current.chains.keys()].filter((c) => !want.has(c));
+        const insertHooks = desired.hooks.filter((h) => !current.hooks.has(hookRule(h)));
+        await this.restoreChains(f, { write: want, remove, insertHooks });
+        return { written: want.size, removed: remove.length };
+      }),
+    );
+    commands += 2 * perFamily.length;
+    const chainsWritten = perFamily.reduce((n, r) => n + r.written, 0);
+    const chainsRemoved = perFamily.reduce((n, r) => n + r.removed, 0);
     const stale = [...existingSets].filter((s) => !desired.sets.has(s));
     if (stale.length > 0) {
       await this.destroySets(stale);
@@ -127,19 +128,20 @@ export class PolicyApplier {
       await this.run('ipset', ['restore'], setText);
       commands++;
     }
-    let chainsWritten = 0;
-    let chainsRemoved = 0;
-    for (const f of next.families) {
-      const want = next.chains[f];
-      const had = prev.chains[f];
-      const write = new Map([...want].filter(([name, lines]) => !sameLines(had.get(name), lines)));
-      const remove = [...had.keys()].filter((c) => !want.has(c));
-      if (write.size + remove.length === 0) continue;
-      await this.restoreChains(f, { write, remove, insertHooks: [] });
-      commands++;
-      chainsWritten += write.size;
-      chainsRemoved += remove.length;
-    }
+    const perFamily = await Promise.all(
+      next.families.map(async (f) => {
+        const want = next.chains[f];
+        const had = prev.chains[f];
+        const write = new Map([...want].filter(([name, lines]) => !sameLines(had.get(name), lines)));
+        const remove = [...had.keys()].filter((c) => !want.has(c));
+        if (write.size + remove.length === 0) return { written: 0, removed: 0, ran: 0 };
+        await this.restoreChains(f, { write, remove, insertHooks: [] });
+        return { written: write.size, removed: remove.length, ran: 1 };
+      }),
+    );
+    commands += perFamily.reduce((n, r) => n + r.ran, 0);
+    const chainsWritten = perFamily.reduce((n, r) => n + r.written, 0);
+    const chainsRemoved = perFamily.reduce((n, r) => n + r.removed, 0);
     const stale = [...prev.sets.keys()].filter((s) => !next.sets.has(s));
     if (stale.length > 0) {
       await this.destroySets(stale);
