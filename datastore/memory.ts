@@ -6,12 +6,12 @@ import {
   KINDS,
   NotFoundError,
   keyString,
-  parseResource,
   type Kind,
   type ObjectKey,
   type ResourceByKind,
 } from '../model/index.js';
 import type { ChangeType, Datastore, ListResult, Watch, WatchEvent, WatchOptions } from './types.js';
+import { requireResourceVersion, validateKey, validateWrite } from './validate.js';
 
 interface HistoryEntry {
   kind: Kind;
@@ -43,6 +43,7 @@ export class MemoryDatastore implements Datastore {
   }
 
   async get<K extends Kind>(kind: K, key: ObjectKey): Promise<ResourceByKind[K] | undefined> {
+    validateKey(kind, key);
     const o = this.objects.get(MemoryDatastore.storageKey(kind, key));
     return o ? (clone(o) as ResourceByKind[K]) : undefined;
   }
@@ -68,7 +69,17 @@ export class MemoryDatastore implements Datastore {
     const sub: Subscriber = {
       kind,
       namespace: options.namespace,
-      deliver: (e) => wanted(e) && onEvent(toEvent(e)),
+      deliver: (e) => {
+        if (!wanted(e)) return;
+        try {
+          onEvent(toEvent(e));
+        } catch (err) {
+          // A throwing consumer must not fail the writer whose commit it was told about.
+          queueMicrotask(() => {
+            throw err;
+          });
+        }
+      },
     };
     const from = options.fromRevision === undefined ? this.revision : Number(options.fromRevision);
     // Deliver asynchronously, as real backends do, so callers never re-enter themselves.
@@ -90,25 +101,24 @@ export class MemoryDatastore implements Datastore {
     };
   }
 
-  async create<K extends Kind>(obj: ResourceByKind[K]): Promise<ResourceByKind[K]> {
-    const parsed = parseResource(obj, obj.kind as K);
-    const sk = MemoryDatastore.storageKey(parsed.kind as K, parsed.metadata);
-    if (this.objects.has(sk))
-      throw new AlreadyExistsError(`${parsed.kind} ${keyString(parsed.metadata)} already exists`);
-    return this.commit(parsed.kind as K, 'added', parsed);
+  async create<K extends Kind>(obj: ResourceByKind[K] & { kind: K }): Promise<ResourceByKind[K]> {
+    const { kind, key, object } = validateWrite<K>(obj);
+    if (this.objects.has(MemoryDatastore.storageKey(kind, key)))
+      throw new AlreadyExistsError(`${kind} ${keyString(key)} already exists`);
+    return this.commit(kind, 'added', object);
   }
 
-  async update<K extends Kind>(obj: ResourceByKind[K]): Promise<ResourceByKind[K]> {
-    const parsed = parseResource(obj, obj.kind as K);
-    const sk = MemoryDatastore.storageKey(parsed.kind as K, parsed.metadata);
-    const current = this.objects.get(sk);
-    if (!current) throw new NotFoundError(`${parsed.kind} ${keyString(parsed.metadata)} not found`);
-    if (parsed.metadata.resourceVersion !== current.metadata.resourceVersion) {
+  async update<K extends Kind>(obj: ResourceByKind[K] & { kind: K }): Promise<ResourceByKind[K]> {
+    const { kind, key, object } = validateWrite<K>(obj);
+    const rv = requireResourceVersion(object);
+    const current = this.objects.get(MemoryDatastore.storageKey(kind, key));
+    if (!current) throw new NotFoundError(`${kind} ${keyString(key)} not found`);
+    if (rv !== current.metadata.resourceVersion) {
       throw new ConflictError(
-        `${parsed.kind} ${keyString(parsed.metadata)} was modified (have resourceVersion ${parsed.metadata.resourceVersion}, stored ${current.metadata.resourceVersion})`,
+        `${kind} ${keyString(key)} was modified (have resourceVersion ${rv}, stored ${current.metadata.resourceVersion})`,
       );
     }
-    return this.commit(parsed.kind as K, 'modified', parsed);
+    return this.commit(kind, 'modified', object);
   }
 
   async delete<K extends Kind>(
@@ -116,6 +126,7 @@ export class MemoryDatastore implements Datastore {
     key: ObjectKey,
     options: { resourceVersion?: string } = {},
   ): Promise<void> {
+    validateKey(kind, key);
     const sk = MemoryDatastore.storageKey(kind, key);
     const current = this.objects.get(sk);
     if (!current) throw new NotFoundError(`${kind} ${keyString(key)} not found`);

@@ -55,13 +55,13 @@ export interface Datastore {
   watch<K extends Kind>(kind: K, options: WatchOptions, onEvent: (event: WatchEvent<K>) => void): Watch;
 
   /** Stores a new object. Validates it first (ValidationError); AlreadyExistsError if taken. */
-  create<K extends Kind>(obj: ResourceByKind[K]): Promise<ResourceByKind[K]>;
+  create<K extends Kind>(obj: ResourceByKind[K] & { kind: K }): Promise<ResourceByKind[K]>;
 
   /**
    * Compare-and-swap: succeeds only when `obj.metadata.resourceVersion` is the stored one
    * (ConflictError otherwise; NotFoundError if the object is gone). Validates first.
    */
-  update<K extends Kind>(obj: ResourceByKind[K]): Promise<ResourceByKind[K]>;
+  update<K extends Kind>(obj: ResourceByKind[K] & { kind: K }): Promise<ResourceByKind[K]>;
 
   /**
    * Deletes; with `resourceVersion`, only if unchanged since (ConflictError otherwise).

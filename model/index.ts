@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { ValidationError } from './errors.js';
 import { namespaceSchema, networkPolicySchema, nodeSchema, podSchema } from './kube.js';
 import type { Namespace, NetworkPolicy, NetworkPolicyPeer, Node, Pod } from './kube.js';
+import { formatFieldPath } from './meta.js';
 import { validateSelector, type LabelSelector } from './selector.js';
 import { bgpConfigurationSchema, bgpPeerSchema, ipamBlockSchema, ipPoolSchema } from './tern.js';
 import type { BGPConfiguration, BGPPeer, IPAMBlock, IPPool } from './tern.js';
@@ -88,13 +89,6 @@ export function isKind(k: unknown): k is Kind {
   return typeof k === 'string' && Object.prototype.hasOwnProperty.call(KINDS, k);
 }
 
-function pathString(path: ReadonlyArray<PropertyKey>): string {
-  return path.reduce<string>(
-    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
-    '',
-  );
-}
-
 /**
  * Validates an untrusted object as a resource of `kind` (or of the kind it names when
  * `kind` is omitted). Throws ValidationError naming the first bad field.
@@ -107,7 +101,7 @@ export function parseResource<K extends Kind>(input: unknown, kind?: K): Resourc
   const result = info.schema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw new ValidationError(pathString(issue.path), issue.message);
+    throw new ValidationError(formatFieldPath(issue.path), issue.message);
   }
   const obj = result.data as ResourceByKind[K];
   if (!info.namespaced && obj.metadata.namespace) {

@@ -37,3 +37,11 @@ export function keyOf(meta: { name: string; namespace?: string }): ObjectKey {
 export function keyString(key: ObjectKey): string {
   return key.namespace ? `${key.namespace}/${key.name}` : key.name;
 }
+
+/** Formats a validation path as the field name users write: `spec.ingress[0].from[1].podSelector`. */
+export function formatFieldPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>(
+    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
+    '',
+  );
+}

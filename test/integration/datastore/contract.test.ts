@@ -1,0 +1,374 @@
+// One contract, every backend: what any Datastore must guarantee to the IPAM, the agent and
+// the policy engine. A backend joins by adding a factory to BACKENDS (kubernetes: issue 9).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdDatastore } from '../../../datastore/etcd.js';
+import { Informer } from '../../../datastore/informer.js';
+import { MemoryDatastore } from '../../../datastore/memory.js';
+import type { Datastore, Watch, WatchEvent } from '../../../datastore/types.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  NotFoundError,
+  ValidationError,
+  keyString,
+  type IPPool,
+  type Kind,
+  type Namespace,
+  type Pod,
+  type ResourceByKind,
+} from '../../../model/index.js';
+import { createLogger } from '../../../model/log.js';
+import { startEtcd, type EtcdServer } from '../../support/etcd.js';
+import { uniqueSuffix, waitFor } from '../../support/netns.js';
+
+const quiet = createLogger('contract-test', { level: 'silent' });
+
+interface BackendFixture {
+  /** A fresh, empty datastore (its own key space on a shared server). */
+  open(): Datastore;
+  /** Drops history up to the current revision, so watches from before must resync. */
+  compactNow(store: Datastore): Promise<void>;
+  /** Restarts the server under open watches, when the backend has one. */
+  restart?(): Promise<void>;
+  teardown(): Promise<void>;
+}
+
+interface BackendFactory {
+  name: string;
+  setup(): Promise<BackendFixture>;
+}
+
+const memoryBackend: BackendFactory = {
+  name: 'memory',
+  setup: async () => ({
+    open: () => new MemoryDatastore(),
+    compactNow: async (store) => (store as MemoryDatastore).compact(),
+    teardown: async () => undefined,
+  }),
+};
+
+const etcdBackend: BackendFactory = {
+  name: 'etcd',
+  setup: async () => {
+    const server: EtcdServer = await startEtcd();
+    return {
+      open: () =>
+        new EtcdDatastore({
+          endpoints: [server.endpoint],
+          prefix: `/tern-test-${uniqueSuffix()}/`,
+          logger: quiet,
+        }),
+      compactNow: async () => server.compact(await server.revision()),
+      restart: () => server.restart(),
+      teardown: () => server.stop(),
+    };
+  },
+};
+
+const BACKENDS: BackendFactory[] = [memoryBackend, etcdBackend];
+
+// ---- objects ----
+const namespace = (name: string, annotations?: Record<string, string>): Namespace => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name, ...(annotations ? { annotations } : {}) },
+});
+const pool = (name: string, cidr: string): IPPool => ({
+  apiVersion: 'tern.network/v1',
+  kind: 'IPPool',
+  metadata: { name },
+  spec: { cidr },
+});
+const pod = (ns: string, name: string, labels: Record<string, string> = {}): Pod => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { namespace: ns, name, labels },
+  spec: { containers: [{ name: 'c' }] },
+});
+
+type ChangeRecord = { type: string; name: string; revision?: string };
+
+/** Collects a watch's events as (type, name, revision). */
+function record<K extends Kind>(store: Datastore, kind: K, fromRevision?: string) {
+  const events: ChangeRecord[] = [];
+  const watch: Watch = store.watch(kind, { fromRevision }, (e: WatchEvent<K>) =>
+    events.push(
+      e.type === 'resync'
+        ? { type: 'resync', name: '' }
+        : { type: e.type, name: keyString(e.object.metadata), revision: e.revision },
+    ),
+  );
+  return { events, watch };
+}
+
+const names = (objs: Array<{ metadata: { name: string; namespace?: string } }>) =>
+  objs.map((o) => keyString(o.metadata)).sort();
+
+describe.each(BACKENDS)('datastore contract: $name', (backend) => {
+  let fixture: BackendFixture;
+  const stores: Datastore[] = [];
+  const open = () => {
+    const s = fixture.open();
+    stores.push(s);
+    return s;
+  };
+
+  beforeAll(async () => {
+    fixture = await backend.setup();
+  });
+  afterAll(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await fixture?.teardown();
+  });
+
+  it('creates, reads, lists, updates and deletes namespaced and cluster-scoped objects', async () => {
+    const store = open();
+    const created = await store.create(pool('p1', '10.10.0.0/16'));
+    expect(created.metadata.resourceVersion).toMatch(/^\d+$/);
+    expect(await store.get('IPPool', { name: 'p1' })).toEqual(created);
+    await expect(store.create(pool('p1', '10.11.0.0/16'))).rejects.toBeInstanceOf(AlreadyExistsError);
+
+    await store.create(pod('a', 'x'));
+    await store.create(pod('a', 'y'));
+    await store.create(pod('b', 'x'));
+    expect(names((await store.list('Pod')).items)).toEqual(['a/x', 'a/y', 'b/x']);
+    expect(names((await store.list('Pod', { namespace: 'a' })).items)).toEqual(['a/x', 'a/y']);
+    expect(await store.get('Pod', { namespace: 'c', name: 'x' })).toBeUndefined();
+
+    const updated = await store.update({ ...created, spec: { ...created.spec, disabled: true } });
+    expect(updated.spec.disabled).toBe(true);
+    expect(BigInt(updated.metadata.resourceVersion!)).toBeGreaterThan(
+      BigInt(created.metadata.resourceVersion!),
+    );
+    expect(await store.get('IPPool', { name: 'p1' })).toEqual(updated);
+    const listed = await store.list('IPPool');
+    expect(BigInt(listed.revision)).toBeGreaterThanOrEqual(BigInt(updated.metadata.resourceVersion!));
+
+    await store.delete('IPPool', { name: 'p1' });
+    expect(await store.get('IPPool', { name: 'p1' })).toBeUndefined();
+    await expect(store.delete('IPPool', { name: 'p1' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(store.update(updated)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('gives ConflictError to an update or delete based on a stale resourceVersion, and keeps the winner', async () => {
+    const store = open();
+    const base = await store.create(namespace('n1', { owner: 'nobody' }));
+    const winner = await store.update({
+      ...base,
+      metadata: { ...base.metadata, annotations: { owner: 'a' } },
+    });
+    await expect(
+      store.update({ ...base, metadata: { ...base.metadata, annotations: { owner: 'b' } } }),
+    ).rejects.toBeInstanceOf(ConflictError);
+    await expect(
+      store.delete('Namespace', { name: 'n1' }, { resourceVersion: base.metadata.resourceVersion }),
+    ).rejects.toBeInstanceOf(ConflictError);
+    expect(await store.get('Namespace', { name: 'n1' })).toEqual(winner);
+
+    await store.delete('Namespace', { name: 'n1' }, { resourceVersion: winner.metadata.resourceVersion });
+    expect(await store.get('Namespace', { name: 'n1' })).toBeUndefined();
+  });
+
+  it('loses no update among 100 concurrent compare-and-swap writers on one key', async () => {
+    const store = open();
+    await store.create(namespace('counter', { count: '0' }));
+    let conflicts = 0;
+    const increment = async () => {
+      for (let attempt = 0; ; attempt++) {
+        const cur = (await store.get('Namespace', { name: 'counter' }))!;
+        const next = String(Number(cur.metadata.annotations!.count) + 1);
+        try {
+          await store.update({ ...cur, metadata: { ...cur.metadata, annotations: { count: next } } });
+          return;
+        } catch (e) {
+          if (!(e instanceof ConflictError)) throw e;
+          conflicts++;
+          // Jittered exponential backoff, as real writers do, so they do not retry in lockstep.
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 100 }, increment));
+    const final = await store.get('Namespace', { name: 'counter' });
+    expect(final?.metadata.annotations?.count).toBe('100');
+    expect(conflicts).toBeGreaterThan(0); // the writers really did race
+  });
+
+  it('resumes a watch from a revision with exactly the later changes, in order', async () => {
+    const store = open();
+    const { revision: r0 } = await store.list('Namespace');
+    const first = record(store, 'Namespace', r0);
+    const a = await store.create(namespace('a'));
+    await store.update({ ...a, metadata: { ...a.metadata, labels: { x: 'y' } } });
+    await waitFor('two events', () => first.events.length >= 2, 5000, 10);
+    await first.watch.close();
+    const resumeFrom = first.events[first.events.length - 1]!.revision!;
+
+    await store.create(namespace('b'));
+    await store.delete('Namespace', { name: 'a' });
+    const resumed = record(store, 'Namespace', resumeFrom);
+    await waitFor('two resumed events', () => resumed.events.length >= 2, 5000, 10);
+    await store.create(namespace('c'));
+    await waitFor('live event', () => resumed.events.length >= 3, 5000, 10);
+    await resumed.watch.close();
+
+    expect(first.events.map((e) => [e.type, e.name])).toEqual([
+      ['added', 'a'],
+      ['modified', 'a'],
+    ]);
+    expect(resumed.events.map((e) => [e.type, e.name])).toEqual([
+      ['added', 'b'],
+      ['deleted', 'a'],
+      ['added', 'c'],
+    ]);
+    const revs = [...first.events, ...resumed.events].map((e) => BigInt(e.revision!));
+    expect(revs).toEqual([...revs].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+  });
+
+  it.runIf(backend.name === 'etcd')(
+    'keeps a watch open across a server restart and misses no event written around it',
+    async () => {
+      const store = open();
+      const { revision } = await store.list('Pod');
+      const w = record(store, 'Pod', revision);
+      await store.create(pod('ns', 'before-1'));
+      await store.create(pod('ns', 'before-2'));
+      await waitFor('events before the restart', () => w.events.length >= 2, 5000, 10);
+
+      await fixture.restart!();
+      // Written while the watch is still reconnecting: the resumed stream must replay them.
+      for (let i = 0; i < 5; i++) await store.create(pod('ns', `after-${i}`));
+      await store.delete('Pod', { namespace: 'ns', name: 'before-1' });
+      await waitFor('events after the restart', () => w.events.length >= 8, 15_000, 20);
+      await new Promise((r) => setTimeout(r, 200)); // room for a duplicate to show up
+      await w.watch.close();
+
+      expect(w.events.map((e) => `${e.type} ${e.name}`)).toEqual([
+        'added ns/before-1',
+        'added ns/before-2',
+        ...[0, 1, 2, 3, 4].map((i) => `added ns/after-${i}`),
+        'deleted ns/before-1',
+      ]);
+    },
+  );
+
+  it('ends a watch from a compacted revision with a resync event and nothing else', async () => {
+    const store = open();
+    const { revision: old } = await store.list('IPPool');
+    const p = await store.create(pool('old', '10.20.0.0/16'));
+    await store.update({ ...p, spec: { ...p.spec, disabled: true } });
+    await store.create(pool('newer', '10.21.0.0/16'));
+    await fixture.compactNow(store);
+
+    const w = record(store, 'IPPool', old);
+    await waitFor('resync', () => w.events.length >= 1, 5000, 10);
+    await store.create(pool('after', '10.22.0.0/16'));
+    await new Promise((r) => setTimeout(r, 100));
+    await w.watch.close();
+    expect(w.events.map((e) => e.type)).toEqual(['resync']);
+  });
+
+  it('lets an informer whose watch history was compacted recover by relisting, emitting the difference', async () => {
+    const store = open();
+    const gated = new GatedWatchStore(store);
+    await store.create(pod('t', 'stays'));
+    await store.create(pod('t', 'changes'));
+    await store.create(pod('t', 'goes'));
+
+    const informer = new Informer(gated, 'Pod', { logger: quiet, retryDelayMs: { initial: 10, max: 100 } });
+    // The consumer's own view, built only from the informer's events.
+    const view = new Map<string, ResourceByKind['Pod']>();
+    const seen: string[] = [];
+    informer.on({
+      onChange: (e) => {
+        const k = keyString(e.object.metadata);
+        if (e.type === 'deleted') view.delete(k);
+        else view.set(k, e.object);
+        seen.push(`${e.type} ${k}`);
+      },
+    });
+    informer.start();
+    await informer.synced();
+    expect([...view.keys()].sort()).toEqual(['t/changes', 't/goes', 't/stays']);
+
+    // While the informer's watch is held back, the store moves on and forgets its history.
+    const changes = (await store.get('Pod', { namespace: 't', name: 'changes' }))!;
+    await store.update({ ...changes, metadata: { ...changes.metadata, labels: { v: '2' } } });
+    await store.delete('Pod', { namespace: 't', name: 'goes' });
+    await store.create(pod('t', 'new'));
+    await fixture.compactNow(store);
+    seen.length = 0;
+    gated.release();
+
+    await waitFor('informer to relist', () => informer.resyncCount >= 1 && seen.length >= 3, 10_000, 10);
+    await store.create(pod('t', 'live'));
+    await waitFor('live event after relist', () => view.has('t/live'), 10_000, 10);
+
+    const truth = (await store.list('Pod')).items;
+    expect(names(informer.list())).toEqual(names(truth));
+    expect([...view.values()].map((o) => [keyString(o.metadata), o.metadata.resourceVersion]).sort()).toEqual(
+      truth.map((o) => [keyString(o.metadata), o.metadata.resourceVersion]).sort(),
+    );
+    expect(seen.sort()).toEqual(['added t/live', 'added t/new', 'deleted t/goes', 'modified t/changes']);
+    await informer.stop();
+  });
+
+  it('rejects a malformed resource with a ValidationError naming the field, and writes nothing', async () => {
+    const store = open();
+    const before = await store.list('IPPool');
+    const bad = pool('bad', '10.30.0.1/16'); // host bits set
+    const err = await store.create(bad).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toBe('spec.cidr');
+
+    const noNamespace = { ...pod('x', 'p'), metadata: { name: 'p' } } as unknown as Pod;
+    await expect(store.create(noNamespace)).rejects.toMatchObject({ field: 'metadata.namespace' });
+
+    const good = await store.create(pool('good', '10.31.0.0/16'));
+    const err2 = await store
+      .update({ ...good, spec: { ...good.spec, blockSize: 8 } })
+      .catch((e: unknown) => e as ValidationError);
+    expect(err2).toMatchObject({ field: 'spec.blockSize' });
+
+    expect(await store.get('IPPool', { name: 'bad' })).toBeUndefined();
+    expect(await store.get('IPPool', { name: 'good' })).toEqual(good);
+    const after = await store.list('IPPool');
+    // Exactly one write (the good create) happened since `before`.
+    expect(BigInt(after.revision) - BigInt(before.revision)).toBe(1n);
+  });
+});
+
+/** Holds back every watch until released, to model a watch that (re)connects late. */
+class GatedWatchStore implements Datastore {
+  readonly backend;
+  private released = false;
+  private readonly pending: Array<() => void> = [];
+  constructor(private readonly inner: Datastore) {
+    this.backend = inner.backend;
+  }
+  release(): void {
+    this.released = true;
+    for (const start of this.pending.splice(0)) start();
+  }
+  get: Datastore['get'] = (kind, key) => this.inner.get(kind, key);
+  list: Datastore['list'] = (kind, options) => this.inner.list(kind, options);
+  create: Datastore['create'] = (obj) => this.inner.create(obj);
+  update: Datastore['update'] = (obj) => this.inner.update(obj);
+  delete: Datastore['delete'] = (kind, key, options) => this.inner.delete(kind, key, options);
+  close = () => this.inner.close();
+  watch: Datastore['watch'] = (kind, options, onEvent) => {
+    let inner: Watch | undefined;
+    let closed = false;
+    const start = () => {
+      if (!closed) inner = this.inner.watch(kind, options, onEvent);
+    };
+    if (this.released) start();
+    else this.pending.push(start);
+    return {
+      close: async () => {
+        closed = true;
+        await inner?.close();
+      },
+    };
+  };
+}
