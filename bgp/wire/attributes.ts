@@ -175,6 +175,21 @@ function mergeAs4Path(asPath: readonly AsPathSegment[], as4Path: readonly AsPath
       out.push(s);
     }
   }
+  const last = out[out.length - 1];
+  const first = as4Path[0];
+  if (
+    last &&
+    first &&
+    last.type === AsPathSegmentType.AS_SEQUENCE &&
+    first.type === AsPathSegmentType.AS_SEQUENCE &&
+    last.asns.length + first.asns.length <= 255
+  ) {
+    return [
+      ...out.slice(0, -1),
+      { type: last.type, asns: [...last.asns, ...first.asns] },
+      ...as4Path.slice(1),
+    ];
+  }
   return [...out, ...as4Path];
 }
 
