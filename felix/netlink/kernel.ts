@@ -15,6 +15,12 @@ export interface KernelEvents {
 export interface RouteKernel {
   /** Starts delivering notifications to `events` (before any dump, so nothing falls in between). */
   subscribe(events: KernelEvents): void;
+  /**
+   * Stops (false) or resumes (true) route notifications. The reconciler pauses them while it
+   * applies a large batch of its own and re-reads the table afterwards: reading one datagram per
+   * notification costs far more than a dump, and a burst larger than the socket buffer overruns it.
+   */
+  setRouteEvents(on: boolean): void;
   dumpRoutes(): Promise<KernelRoute[]>;
   dumpLinks(): Promise<KernelLink[]>;
   /** Applies the requests in order; returns each one's errno (0 = done). */
@@ -49,6 +55,10 @@ export class RtnlRouteKernel implements RouteKernel {
         }
       },
     });
+  }
+
+  setRouteEvents(on: boolean): void {
+    this.monitor?.setMembership([RTNLGRP.IPV4_ROUTE, RTNLGRP.IPV6_ROUTE], on);
   }
 
   async dumpRoutes(): Promise<KernelRoute[]> {

@@ -37,6 +37,22 @@ interface Waiter {
   fail(err: Error): void;
 }
 
+/**
+ * The native socket calls us from C++; an exception escaping a callback there aborts the process
+ * ("terminate called ... Napi::Error"). Defer it to a normal uncaught exception instead.
+ */
+function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  return (...args) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  };
+}
+
 function openSocket(): RawNetlinkSocket {
   const sock = new RawNetlinkSocket(NETLINK_ROUTE, {
     recvBufferSize: SOCKET_BUFFER,
@@ -58,11 +74,17 @@ export class RtnlRequestSocket {
   private closed = false;
 
   constructor(private readonly timeoutMs = 30_000) {
-    this.sock.on('message', (datagram: Buffer) => this.receive(datagram));
-    this.sock.on('error', (err: Error & { code?: string }) => {
-      const e = err.code === 'ENOBUFS' ? new NetlinkOverrunError('rtnetlink requests') : err;
-      for (const w of this.waiters.splice(0)) w.fail(e);
-    });
+    this.sock.on(
+      'message',
+      guarded((datagram: Buffer) => this.receive(datagram)),
+    );
+    this.sock.on(
+      'error',
+      guarded((err: Error & { code?: string }) => {
+        const e = err.code === 'ENOBUFS' ? new NetlinkOverrunError('rtnetlink requests') : err;
+        for (const w of this.waiters.splice(0)) w.fail(e);
+      }),
+    );
   }
 
   close(): void {
@@ -115,7 +137,11 @@ export class RtnlRequestSocket {
 
   private send(buf: Buffer): Promise<void> {
     return new Promise((resolve, reject) =>
-      this.sock.send(buf, {}, (err?: Error) => (err ? reject(err) : resolve())),
+      this.sock.send(
+        buf,
+        {},
+        guarded((err?: Error) => (err ? reject(err) : resolve())),
+      ),
     );
   }
 
@@ -205,13 +231,29 @@ export class RtnlMonitor {
   private readonly sock = openSocket();
 
   constructor(groups: readonly number[], handlers: MonitorHandlers) {
-    this.sock.on('message', (datagram: Buffer) => {
-      for (const msg of splitMessages(datagram)) handlers.message(msg);
-    });
-    this.sock.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'ENOBUFS') handlers.overrun();
-    });
+    this.sock.on(
+      'message',
+      guarded((datagram: Buffer) => {
+        for (const msg of splitMessages(datagram)) handlers.message(msg);
+      }),
+    );
+    // Note: netlink@0.3.0's native poll handler aborts the process when the kernel reports an
+    // overrun through EPOLLERR, before this listener could run; see docs/routes.md.
+    this.sock.on(
+      'error',
+      guarded((err: Error & { code?: string }) => {
+        if (err.code === 'ENOBUFS') handlers.overrun();
+      }),
+    );
     for (const g of groups) this.sock.addMembership(g);
+  }
+
+  /** Leaves or re-joins groups (notifications already queued stay readable). */
+  setMembership(groups: readonly number[], member: boolean): void {
+    for (const g of groups) {
+      if (member) this.sock.addMembership(g);
+      else this.sock.dropMembership(g);
+    }
   }
 
   close(): void {

@@ -82,6 +82,8 @@ const noopLogger: ReconcilerLogger = { debug() {}, info() {}, warn() {}, error()
 
 const ERRNO = { ESRCH: 3, EEXIST: 17, ENODEV: 19, ENETDOWN: 100, ENETUNREACH: 101, EHOSTUNREACH: 113 };
 const NOT_READY = new Set([ERRNO.ENODEV, ERRNO.ENETDOWN, ERRNO.ENETUNREACH, ERRNO.EHOSTUNREACH]);
+/** A batch with at least this many changes runs in bulk mode (see drain). */
+const BULK_CHANGES = 1024;
 /** Resyncs triggered by errors or notification loss are at least this far apart. */
 const MIN_REPAIR_RESYNC_GAP_MS = 1000;
 
@@ -317,13 +319,28 @@ export class RouteReconciler {
       for (const key of p.holds.get('awaiting-interface') ?? []) this.waiting.add(key);
       for (const key of p.holds.get('kept-until-synced') ?? []) this.kept.add(key);
       for (const key of p.holds.get('foreign-conflict') ?? []) this.noteConflict(key);
-      if (p.changes.length > 0) await this.apply(p.changes, batch);
+      if (p.changes.length >= BULK_CHANGES) {
+        // Bulk: no notification per own change; re-read the table afterwards instead, which also
+        // catches whatever anyone else changed meanwhile.
+        this.kernel.setRouteEvents(false);
+        let unsettled: Set<string>;
+        try {
+          unsettled = await this.apply(p.changes, batch);
+        } finally {
+          this.kernel.setRouteEvents(true);
+        }
+        await this.reload({ asDrift: false, recheckHolds: false, skip: unsettled });
+      } else if (p.changes.length > 0) {
+        await this.apply(p.changes, batch);
+      }
       for (const key of batch.keys()) this.drifted.delete(key);
     }
   }
 
-  private async apply(changes: Change[], since: Map<string, number>): Promise<void> {
+  /** Sends the changes; returns the keys the kernel did not take. */
+  private async apply(changes: Change[], since: Map<string, number>): Promise<Set<string>> {
     const t0 = performance.now();
+    const unsettled = new Set<string>();
     let results: Int32Array;
     try {
       results = await this.kernel.apply(changes.map((c) => ({ op: c.kind, route: c.route })));
@@ -332,7 +349,8 @@ export class RouteReconciler {
       this.counters.failed += changes.length;
       this.log.error({ err, changes: changes.length }, 'route batch failed; resyncing');
       this.requestRepairResync();
-      return;
+      for (const c of changes) unsettled.add(c.key);
+      return unsettled;
     }
     const done = performance.now();
     let failed = 0;
@@ -343,12 +361,15 @@ export class RouteReconciler {
         this.recordApplied(c);
         if (errno === 0) this.options.onProgrammed?.(c.cls, c.kind, done - (since.get(c.key) ?? t0));
       } else if (c.kind === 'add' && errno === ERRNO.EEXIST) {
+        unsettled.add(c.key);
         this.foreign.add(c.key);
         this.noteConflict(c.key);
       } else if (c.kind !== 'delete' && NOT_READY.has(errno)) {
+        unsettled.add(c.key);
         this.waiting.add(c.key);
         this.log.debug({ dst: this.describe(c.route), errno }, 'route not installable yet; will retry');
       } else {
+        unsettled.add(c.key);
         failed++;
         this.log.error({ dst: this.describe(c.route), op: c.kind, errno }, 'kernel refused route change');
       }
@@ -361,6 +382,7 @@ export class RouteReconciler {
       sendCalls: Math.ceil(changes.length / 512),
       durationMs: done - t0,
     });
+    return unsettled;
   }
 
   private recordApplied(c: Change): void {
@@ -393,9 +415,21 @@ export class RouteReconciler {
   // ---- kernel state ----
 
   private async doResync(): Promise<void> {
+    await this.reload({ asDrift: this.counters.resyncs > 0, recheckHolds: true, skip: new Set() });
+    this.counters.resyncs++;
+    await this.drain();
+  }
+
+  /**
+   * Re-reads links and routes (events arriving meanwhile are replayed on top) and marks every key
+   * whose kernel state differs from the plan; `asDrift` counts those repairs as drift. Keys in
+   * `skip` (the kernel just refused them) wait for the next event or resync instead of looping.
+   */
+  private async reload(opts: { asDrift: boolean; recheckHolds: boolean; skip: Set<string> }): Promise<void> {
     this.eventQueue = [];
     try {
-      const [links, routes] = [await this.kernel.dumpLinks(), await this.kernel.dumpRoutes()];
+      const links = await this.kernel.dumpLinks();
+      const routes = await this.kernel.dumpRoutes();
       this.links = new Map();
       this.linkNames = new Map();
       for (const l of links) this.putLink(l);
@@ -417,21 +451,19 @@ export class RouteReconciler {
         else this.onLink(...e.link);
       }
     }
-    this.counters.resyncs++;
     const now = performance.now();
     const state = this.planState;
     const keys = new Set<string>(this.ours.keys());
     for (const cls of ROUTE_CLASSES) for (const key of this.desired[cls].keys()) keys.add(key);
     for (const key of keys) {
+      if (opts.skip.has(key)) continue;
       const d = decide(key, state);
       const change = d.kind === 'add' || d.kind === 'replace' || d.kind === 'delete';
-      // The first read is adoption, later differences are drift.
-      if (change && this.counters.resyncs > 1 && !this.dirty.has(key)) this.drifted.add(key);
+      if (change && opts.asDrift && !this.dirty.has(key)) this.drifted.add(key);
       // Holds (waiting, conflict, kept) are re-decided too, so their bookkeeping stays current.
-      if (change || (d.kind !== 'in-sync' && d.kind !== 'absent'))
-        this.dirty.set(key, this.dirty.get(key) ?? now);
+      const hold = d.kind !== 'in-sync' && d.kind !== 'absent' && !change;
+      if (change || (hold && opts.recheckHolds)) this.dirty.set(key, this.dirty.get(key) ?? now);
     }
-    await this.drain();
   }
 
   private requestRepairResync(): void {

@@ -25,6 +25,11 @@ export class FakeRouteKernel implements RouteKernel {
     this.events = events;
   }
 
+  routeEvents = true;
+  setRouteEvents(on: boolean): void {
+    this.routeEvents = on;
+  }
+
   async dumpRoutes(): Promise<KernelRoute[]> {
     return [...this.routes.values()].map((r) => ({ ...r }));
   }
@@ -61,7 +66,7 @@ export class FakeRouteKernel implements RouteKernel {
   put(r: KernelRoute): void {
     this.routes.set(keyOf(r), r);
     const ev = this.events;
-    setImmediate(() => ev?.route('new', { ...r }));
+    if (this.routeEvents) setImmediate(() => ev?.route('new', { ...r }));
   }
 
   del(key: string): void {
@@ -69,7 +74,7 @@ export class FakeRouteKernel implements RouteKernel {
     if (!r) return;
     this.routes.delete(key);
     const ev = this.events;
-    setImmediate(() => ev?.route('del', { ...r }));
+    if (this.routeEvents) setImmediate(() => ev?.route('del', { ...r }));
   }
 
   keyOf = keyOf;
