@@ -64,7 +64,7 @@ function dedupeTypes<T extends { type: number }>(xs: T[]): T[] {
 }
 
 function nlriBytes(prefixes: readonly PrefixKey[]): Buffer {
-  const b = Buffer.alloc(prefixes.reduce((n, p) => n + prefixWireLength(p), 0));
+  const b = Buffer.alloc(prefixes.reduce<number>((n, p) => n + prefixWireLength(p), 0));
   let o = 0;
   for (const p of prefixes) o = writePrefix(p, b, o);
   return b;
