@@ -42,6 +42,8 @@ export interface HarnessStats {
   desired: Record<string, number>;
 }
 
+type HarnessProc = ResultPromise<{ stdin: 'pipe'; stdout: 'pipe'; stderr: 'inherit'; reject: false }>;
+
 export class Harness {
   readonly events: Record<string, unknown>[] = [];
   private nextId = 1;
@@ -53,7 +55,7 @@ export class Harness {
   ) {
     const lines = createInterface({ input: proc.stdout });
     lines.on('line', (line) => {
-      const msg = JSON.parse(line) as { id?: number; event?: string } & Reply;
+      const msg = JSON.parse(line) as { id?: number; event?: string } & Reply & Record<string, unknown>;
       if (msg.event) this.events.push(msg);
       else if (msg.id !== undefined) this.waiting.get(msg.id)?.(msg);
     });
