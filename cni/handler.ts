@@ -138,7 +138,16 @@ export class CniHandler {
       try {
         if (!ips.length) throw new ExhaustedError('IPAM assigned no address');
         const mtu = req.conf.mtu ?? (await this.dataplane.detectMtu());
-        const spec: VethSpec = { owner, hostVeth, netns: req.netns, ifname: ref.ifname, mtu, ips };
+        const defaultRoute = wantsDefaultRoute(req);
+        const spec: VethSpec = {
+          owner,
+          hostVeth,
+          netns: req.netns,
+          ifname: ref.ifname,
+          mtu,
+          ips,
+          defaultRoute,
+        };
         const veth = await this.dataplane.setUp(spec);
         endpoint = {
           attachment: ref,
@@ -162,10 +171,12 @@ export class CniHandler {
             gateway: ip.family === 4 ? POD_GATEWAY_IPV4 : veth.ipv6Gateway,
             interface: 1,
           })),
-          routes: [
-            ...(ips.some((ip) => ip.family === 4) ? [{ dst: '0.0.0.0/0', gw: POD_GATEWAY_IPV4 }] : []),
-            ...(ips.some((ip) => ip.family === 6) ? [{ dst: '::/0', gw: veth.ipv6Gateway }] : []),
-          ],
+          routes: defaultRoute
+            ? [
+                ...(ips.some((ip) => ip.family === 4) ? [{ dst: '0.0.0.0/0', gw: POD_GATEWAY_IPV4 }] : []),
+                ...(ips.some((ip) => ip.family === 6) ? [{ dst: '::/0', gw: veth.ipv6Gateway }] : []),
+              ]
+            : [],
           ...(req.conf.dns ? { dns: req.conf.dns } : {}),
         };
         return mergeResults(prev, ours);
@@ -224,7 +235,15 @@ export class CniHandler {
       if (!heldText.has(ip)) problems.push(`prevResult address ${ip} is not held in IPAM`);
     const iface = idx >= 0 ? prev.interfaces[idx] : undefined;
     const mtu = iface?.mtu ?? req.conf.mtu ?? (await this.dataplane.detectMtu());
-    const spec: VethSpec = { owner, hostVeth, netns: req.netns, ifname: ref.ifname, mtu, ips: held };
+    const spec: VethSpec = {
+      owner,
+      hostVeth,
+      netns: req.netns,
+      ifname: ref.ifname,
+      mtu,
+      ips: held,
+      defaultRoute: wantsDefaultRoute(req),
+    };
     problems.push(...(await this.dataplane.check(spec, iface?.mac)));
     if (problems.length)
       throw new CniError(CNI_CODE.checkFailed, 'attachment check failed', problems.join('; '));
@@ -366,6 +385,10 @@ function identify(req: AttachmentRequest): { ref: AttachmentRef; owner: VethOwne
   const owner: VethOwner = { network: ref.network, containerId: ref.containerId, ifname: ref.ifname };
   return { ref, owner, hostVeth: hostVethName(ref.namespace, ref.pod, ref.ifname) };
 }
+
+/** The primary attachment (eth0) carries the pod's default routes unless the config says otherwise. */
+const wantsDefaultRoute = (req: AttachmentRequest): boolean =>
+  req.conf.defaultRoute ?? req.attachment.ifname === 'eth0';
 
 function hostVethHint(prevResult: unknown): string | undefined {
   if (prevResult === undefined) return undefined;

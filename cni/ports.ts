@@ -60,6 +60,11 @@ export interface VethSpec {
   ifname: string;
   mtu: number;
   ips: IpAddr[];
+  /**
+   * Give the pod its default routes through this attachment. True for the primary interface;
+   * a Multus secondary (net1, …) gets addresses and host routes but must not fight eth0's defaults.
+   */
+  defaultRoute: boolean;
 }
 
 export interface VethResult {

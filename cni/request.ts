@@ -43,6 +43,8 @@ export interface NetConf {
   type: string;
   /** Explicit MTU for both veth ends; absent = detect from the node's uplink. */
   mtu?: number;
+  /** Default routes through this attachment; absent = only when CNI_IFNAME is eth0 (the primary). */
+  defaultRoute?: boolean;
   ipam: IpamConf;
   dns?: DnsConf;
   /** Pod annotations passed by containerd (`io.kubernetes.cri.pod-annotations` capability). */
@@ -207,6 +209,10 @@ function parseNetConf(raw: Record<string, unknown>, command: CniCommand): NetCon
       );
     }
     conf.mtu = raw.mtu;
+  }
+  if (raw.defaultRoute !== undefined) {
+    if (typeof raw.defaultRoute !== 'boolean') throw invalidConfig('defaultRoute must be a boolean');
+    conf.defaultRoute = raw.defaultRoute;
   }
   const dns = parseDns(raw.dns, 'dns');
   if (dns) conf.dns = dns;

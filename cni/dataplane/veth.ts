@@ -228,17 +228,17 @@ export function podSideCommands(spec: VethSpec, containerMac: string, hostPid: n
     ...v6.map((ip) => `addr add ${formatIp(ip)}/128 dev ${i} nodad`),
   ];
   if (v4.length) {
-    lines.push(
-      `route add ${POD_GATEWAY_IPV4}/32 dev ${i} scope link`,
-      `route add 0.0.0.0/0 via ${POD_GATEWAY_IPV4} dev ${i}`,
-      `neigh replace ${POD_GATEWAY_IPV4} lladdr ${HOST_VETH_MAC} dev ${i} nud permanent`,
-    );
+    lines.push(`neigh replace ${POD_GATEWAY_IPV4} lladdr ${HOST_VETH_MAC} dev ${i} nud permanent`);
+    if (spec.defaultRoute) {
+      lines.push(
+        `route add ${POD_GATEWAY_IPV4}/32 dev ${i} scope link`,
+        `route add 0.0.0.0/0 via ${POD_GATEWAY_IPV4} dev ${i}`,
+      );
+    }
   }
   if (v6.length) {
-    lines.push(
-      `route add ::/0 via ${HOST_VETH_LINK_LOCAL} dev ${i}`,
-      `neigh replace ${HOST_VETH_LINK_LOCAL} lladdr ${HOST_VETH_MAC} dev ${i} nud permanent`,
-    );
+    lines.push(`neigh replace ${HOST_VETH_LINK_LOCAL} lladdr ${HOST_VETH_MAC} dev ${i} nud permanent`);
+    if (spec.defaultRoute) lines.push(`route add ::/0 via ${HOST_VETH_LINK_LOCAL} dev ${i}`);
   }
   return lines;
 }
@@ -301,13 +301,13 @@ async function checkPodSide(spec: VethSpec, containerMac?: string): Promise<stri
   const gateways: [number, string][] = [];
   if (spec.ips.some((ip) => ip.family === 4)) {
     gateways.push([4, POD_GATEWAY_IPV4]);
-    if (!routes.some((r) => r.dst === POD_GATEWAY_IPV4 && r.scope === 'link')) {
+    if (spec.defaultRoute && !routes.some((r) => r.dst === POD_GATEWAY_IPV4 && r.scope === 'link')) {
       problems.push(`route ${POD_GATEWAY_IPV4} dev ${i} scope link is missing`);
     }
   }
   if (spec.ips.some((ip) => ip.family === 6)) gateways.push([6, HOST_VETH_LINK_LOCAL]);
   for (const [family, gw] of gateways) {
-    if (!routes.some((r) => r.dst === 'default' && r.gateway === gw)) {
+    if (spec.defaultRoute && !routes.some((r) => r.dst === 'default' && r.gateway === gw)) {
       problems.push(`IPv${family} default route via ${gw} dev ${i} is missing`);
     }
     const n = neighbours.find((x) => x.dst === gw);
