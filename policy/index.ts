@@ -1,4 +1,5 @@
 // The policy compiler and applier: NetworkPolicy → rule model → iptables/ipset.
+export { UnavailableError } from '../model/index.js';
 export * from './types.js';
 export { compile, type CompileInput, type Compiled } from './compile.js';
 export { PolicyState, type PolicyStateOptions } from './state.js';

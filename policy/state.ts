@@ -230,7 +230,7 @@ export class PolicyState {
         egress: e.egress.length > 0,
       }));
       for (const f of this.families) {
-        for (const [name, lines] of dispatchChains(rows)) this.renderedChains[f].set(name, lines);
+        for (const [name, lines] of dispatchChains(rows)) this.setChain(f, name, lines);
       }
     }
     return {
@@ -339,8 +339,18 @@ export class PolicyState {
               ),
             ];
       members.sort();
+      const old = this.renderedSets.get(name);
+      if (old && old.members.length === members.length && old.members.every((m, i) => m === members[i]))
+        continue;
       this.renderedSets.set(name, { name, family: f, type: setType(s), members });
     }
+  }
+
+  /** Keeps the previous array when the content is unchanged, so that diffs can compare by reference. */
+  private setChain(family: Family, name: string, lines: readonly string[]): void {
+    const old = this.renderedChains[family].get(name);
+    if (old && old.length === lines.length && old.every((l, i) => l === lines[i])) return;
+    this.renderedChains[family].set(name, lines);
   }
 
   private renderPolicy(id: string): void {
@@ -349,7 +359,7 @@ export class PolicyState {
       for (const d of DIRECTIONS) {
         const chain = policyChain(id, d);
         if (!policy || policy[d] === null) this.renderedChains[f].delete(chain);
-        else this.renderedChains[f].set(chain, policyChainRules(policy, d, this.setNameIn(f)));
+        else this.setChain(f, chain, policyChainRules(policy, d, this.setNameIn(f)));
       }
     }
   }
@@ -367,7 +377,7 @@ export class PolicyState {
       ] as const) {
         const chain = endpointChain(key, d);
         if (list.length === 0) this.renderedChains[f].delete(chain);
-        else this.renderedChains[f].set(chain, endpointChainRules(chain, d, list, this.marks));
+        else this.setChain(f, chain, endpointChainRules(chain, d, list, this.marks));
       }
     }
   }
