@@ -50,9 +50,7 @@ export class Harness {
   private readonly waiting = new Map<number, (r: Reply) => void>();
   private readonly exited: Promise<unknown>;
 
-  private constructor(
-    private readonly proc: ResultPromise<{ stdin: 'pipe'; stdout: 'pipe'; reject: false }>,
-  ) {
+  private constructor(private readonly proc: HarnessProc) {
     const lines = createInterface({ input: proc.stdout });
     lines.on('line', (line) => {
       const msg = JSON.parse(line) as { id?: number; event?: string } & Reply & Record<string, unknown>;
@@ -62,7 +60,7 @@ export class Harness {
     this.exited = proc.then(() => undefined);
   }
 
-  /** Starts the harness in `ns` and (unless `start` is false) the reconciler in it. */
+  /** Starts the harness in `ns` and the reconciler in it. */
   static async launch(ns: string, options: { resyncIntervalMs?: number } = {}): Promise<Harness> {
     const proc = execa('ip', ['netns', 'exec', ns, 'node', harnessJs], {
       stdin: 'pipe',
