@@ -33,10 +33,19 @@ const kindBase = <K extends string>(kind: K) => ({
 });
 
 // ---- IPPool (cluster-scoped) ----
+/**
+ * Smallest block prefix (largest block) IPAM accepts per family: at most 4096 addresses per
+ * block, so a block object stays small and its allocations are addressed by a plain number.
+ */
+export const MIN_BLOCK_PREFIX = { 4: 20, 6: 116 } as const;
+
 export const ipPoolSpecSchema = z
   .object({
     cidr: cidrString,
-    /** Prefix length of the blocks the pool is cut into; default 26 (IPv4) / 122 (IPv6). */
+    /**
+     * Prefix length of the blocks the pool is cut into; default 26 (IPv4) / 122 (IPv6), or
+     * the pool's own prefix length when the pool is smaller than one default block.
+     */
     blockSize: z.number().int().min(0).max(128).optional(),
     nodeSelector: labelSelectorSchema.optional(),
     disabled: z.boolean().optional(),
@@ -50,11 +59,12 @@ export const ipPoolSpecSchema = z
       return;
     }
     const max = c.family === 4 ? 32 : 128;
-    if (spec.blockSize < c.prefixLength || spec.blockSize > max) {
+    const min = Math.max(c.prefixLength, MIN_BLOCK_PREFIX[c.family]);
+    if (spec.blockSize < min || spec.blockSize > max) {
       ctx.addIssue({
         code: 'custom',
         path: ['blockSize'],
-        message: `must be between ${c.prefixLength} and ${max} for ${spec.cidr}`,
+        message: `must be between ${min} and ${max} for ${spec.cidr}`,
       });
     }
   });

@@ -1,0 +1,82 @@
+// Read-only views over a set of blocks. Pure, so the agent can run them over its own watch
+// cache as well as through Ipam (which lists first).
+import {
+  containsCidr,
+  hostCidr,
+  formatCidr,
+  parseCidr,
+  parseIp,
+  size,
+  type IPAMBlock,
+} from '../model/index.js';
+import { blockCidr, capacity, recordsOf, usedCount } from './blocks.js';
+import { blockCount, type PoolSet } from './pools.js';
+import type { AllocationRecord, PoolUsage } from './types.js';
+
+function byAddress(a: string, b: string): number {
+  const x = parseCidr(a.includes('/') ? a : `${a}/${a.includes(':') ? 128 : 32}`, 'cidr', false);
+  const y = parseCidr(b.includes('/') ? b : `${b}/${b.includes(':') ? 128 : 32}`, 'cidr', false);
+  if (x.family !== y.family) return x.family - y.family;
+  return x.network < y.network ? -1 : x.network > y.network ? 1 : x.prefixLength - y.prefixLength;
+}
+
+/** CIDRs of the blocks affine to `node`: its blackhole routes and aggregate announcements. */
+export function blocksOfNode(blocks: Iterable<IPAMBlock>, node: string): string[] {
+  return [...blocks]
+    .filter((b) => b.spec.affinity === node)
+    .map((b) => b.spec.cidr)
+    .sort(byAddress);
+}
+
+/** Allocations held for pods on `node`, in any block. */
+export function allocationsOfNode(blocks: Iterable<IPAMBlock>, node: string): AllocationRecord[] {
+  return [...blocks]
+    .flatMap((b) => recordsOf(b).filter((r) => r.node === node))
+    .sort((a, b) => byAddress(a.address, b.address));
+}
+
+/**
+ * Host CIDRs (/32, /128) of addresses held for pods on `node` inside blocks not affine to it
+ * (borrowed, or fixed addresses in unclaimed blocks): `node` announces each of them.
+ */
+export function borrowedByNode(blocks: Iterable<IPAMBlock>, node: string): string[] {
+  return [...blocks]
+    .filter((b) => b.spec.affinity !== node)
+    .flatMap((b) => recordsOf(b).filter((r) => r.node === node))
+    .map((r) => formatCidr(hostCidr(parseIp(r.address))))
+    .sort(byAddress);
+}
+
+export function poolUsage(pools: PoolSet, blocks: Iterable<IPAMBlock>): PoolUsage[] {
+  const all = [...blocks].map((b) => ({ b, c: blockCidr(b) }));
+  return [...pools.pools, ...[...pools.shadowed.values()].map((s) => s.pool)]
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .map((pool) => {
+      const mine = pools.shadowed.has(pool.name) ? [] : all.filter(({ c }) => containsCidr(pool.cidr, c));
+      let used = 0;
+      let borrowed = 0;
+      for (const { b } of mine) {
+        used += usedCount(b);
+        borrowed += Object.values(b.spec.allocations).filter((a) => a.node !== b.spec.affinity).length;
+      }
+      const total = Number(size(pool.cidr));
+      return {
+        pool: pool.name,
+        cidr: formatCidr(pool.cidr),
+        family: pool.family,
+        disabled: pool.disabled,
+        blockSize: pool.blockSize,
+        blocks: {
+          total: Number(blockCount(pool)),
+          claimed: mine.filter(({ b }) => b.spec.affinity !== undefined).length,
+          unclaimed: mine.filter(({ b }) => b.spec.affinity === undefined).length,
+        },
+        addresses: { total, used, free: total - used, borrowed },
+      };
+    });
+}
+
+/** Free addresses left in a block (for the allocator's ordering). */
+export function freeIn(b: IPAMBlock): number {
+  return capacity(blockCidr(b)) - usedCount(b);
+}
