@@ -1,0 +1,267 @@
+// tern-node: the per-node agent. Composes the datastore view, IPAM, the CNI socket, the route
+// reconciler, the BGP speaker and the policy engine, and serves health, metrics and status.
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { LinuxDataplane } from '../cni/dataplane/veth.js';
+import { CniHandler } from '../cni/handler.js';
+import { NodeIpam } from '../cni/ipam-adapter.js';
+import type { AgentHooks, PodEndpoint } from '../cni/ports.js';
+import { CniServer } from '../cni/server.js';
+import { openDatastore, type Datastore } from '../datastore/index.js';
+import { Ipam } from '../ipam/index.js';
+import { formatIp, hostCidr, formatCidr, hostVethName } from '../model/index.js';
+import { hostRunner, type Runner } from '../policy/index.js';
+import { BgpController } from './bgp-controller.js';
+import { ClusterView } from './cluster-view.js';
+import type { AgentConfig } from './config.js';
+import { HttpEndpoint } from './http-server.js';
+import { AgentMetrics } from './metrics.js';
+import { detectNodeAddress } from './node-address.js';
+import { registerNode } from './node-registration.js';
+import { PolicyController } from './policy-controller.js';
+import { RouteReconciler } from './routes/reconciler.js';
+import { statusRoutes } from './status-api.js';
+
+export interface AgentDependencies {
+  datastore?: Datastore;
+  /** Runs iptables/ipset; default: in the agent's own network namespace. */
+  policyRunner?: Runner;
+}
+
+export class Agent {
+  readonly metrics = new AgentMetrics();
+  private datastore!: Datastore;
+  private ownsDatastore = false;
+  view!: ClusterView;
+  ipam!: Ipam;
+  routes!: RouteReconciler;
+  bgp!: BgpController;
+  policy!: PolicyController;
+  private cni!: CniServer;
+  private endpoints: HttpEndpoint[] = [];
+  private ready = false;
+  private stopped = false;
+  private gaugeTimer: NodeJS.Timeout | undefined;
+  nodeIPv4: string | undefined;
+  nodeIPv6: string | undefined;
+
+  constructor(
+    readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly deps: AgentDependencies = {},
+  ) {}
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.datastore =
+      this.deps.datastore ??
+      (await openDatastore({ backend: c.datastore, etcdEndpoints: c.etcdEndpoints }, { logger: this.log }));
+    this.ownsDatastore = !this.deps.datastore;
+    this.nodeIPv4 = c.nodeIPv4 ?? (await detectNodeAddress(4));
+    this.nodeIPv6 = c.nodeIPv6 ?? (await detectNodeAddress(6));
+    if (!this.nodeIPv4 && !this.nodeIPv6)
+      throw new Error('no node address given (--node-ipv4) and none found on the uplink');
+    await registerNode(this.datastore, {
+      name: c.nodeName,
+      ...(this.nodeIPv4 ? { ipv4: this.nodeIPv4 } : {}),
+      ...(this.nodeIPv6 ? { ipv6: this.nodeIPv6 } : {}),
+      ...(c.asNumber !== undefined ? { asn: c.asNumber } : {}),
+      ...(c.routeReflectorClusterId ? { routeReflectorClusterId: c.routeReflectorClusterId } : {}),
+      labels: c.nodeLabels,
+    });
+    this.log.info({ node: c.nodeName, ipv4: this.nodeIPv4, ipv6: this.nodeIPv6 }, 'node registered');
+
+    // Routes first: adopting the kernel's routes before anything else means a restart never
+    // removes a route that is still valid (stale ones go only once each class is synced).
+    this.routes = new RouteReconciler({
+      logger: this.log.child({ component: 'routes' }),
+      resyncIntervalMs: c.routeResyncSeconds * 1000,
+      onProgrammed: (cls, _kind, ms) =>
+        this.metrics.routeProgrammingSeconds.observe({ class: cls }, ms / 1000),
+    });
+    await this.routes.start();
+
+    this.view = new ClusterView(this.datastore);
+    this.ipam = new Ipam({ datastore: this.datastore, logger: this.log.child({ component: 'ipam' }) });
+    this.bgp = new BgpController({
+      view: this.view,
+      routes: this.routes,
+      nodeName: c.nodeName,
+      ...(this.nodeIPv4 ? { nodeIPv4: this.nodeIPv4 } : {}),
+      ...(this.nodeIPv6 ? { nodeIPv6: this.nodeIPv6 } : {}),
+      ...(c.asNumber !== undefined ? { asNumber: c.asNumber } : {}),
+      listenPort: c.bgpListenPort,
+      logger: this.log,
+    });
+    this.policy = new PolicyController({
+      view: this.view,
+      nodeName: c.nodeName,
+      runner: this.deps.policyRunner ?? hostRunner(),
+      logger: this.log,
+    });
+
+    await this.view.start();
+    this.view.onChange((kind) => this.onClusterChange(kind));
+    this.syncLocalRoutes();
+    await this.bgp.reconcile();
+    this.policy.refresh();
+    this.policy.engine.startDriftCheck();
+
+    this.cni = new CniServer({
+      socketPath: c.cniSocket,
+      handle: (r) => this.handleCni(r),
+      onError: (e) => this.log.error({ err: e }, 'CNI socket error'),
+    });
+    await this.cni.start();
+
+    const http = {
+      registry: this.metrics.registry,
+      liveness: () => undefined,
+      readiness: () => (this.ready ? undefined : 'starting'),
+      routes: statusRoutes(this),
+    };
+    this.endpoints = [new HttpEndpoint({ ...http, listen: c.controlSocket })];
+    if (c.httpListen) this.endpoints.push(new HttpEndpoint({ ...http, listen: c.httpListen }));
+    for (const e of this.endpoints) await e.start();
+    this.gaugeTimer = setInterval(() => this.updateGauges(), 5000);
+    this.gaugeTimer.unref();
+    this.ready = true;
+    this.log.info({ cniSocket: c.cniSocket, controlSocket: c.controlSocket }, 'agent ready');
+  }
+
+  private handler?: CniHandler;
+
+  private handleCni(request: Parameters<CniHandler['handle']>[0]) {
+    this.handler ??= new CniHandler({
+      ipam: new NodeIpam(this.ipam, {
+        node: this.config.nodeName,
+        nodeLabels: () =>
+          this.view.informer('Node').get({ name: this.config.nodeName })?.metadata.labels ?? {},
+      }),
+      dataplane: new LinuxDataplane(),
+      hooks: this.cniHooks(),
+      logger: this.log.child({ component: 'cni' }),
+    });
+    const started = performance.now();
+    const command = request.env.CNI_COMMAND ?? 'unknown';
+    return this.handler.handle(request).then((response) => {
+      this.metrics.cniOperationSeconds.observe(
+        { command, result: response.exitCode === 0 ? 'ok' : 'error' },
+        (performance.now() - started) / 1000,
+      );
+      return response;
+    });
+  }
+
+  private cniHooks(): AgentHooks {
+    return {
+      lookupPod: async (namespace, name) => {
+        const pod =
+          this.view.informer('Pod').get({ namespace, name }) ??
+          (await this.datastore.get('Pod', { namespace, name }));
+        return pod
+          ? { labels: pod.metadata.labels ?? {}, annotations: pod.metadata.annotations ?? {} }
+          : undefined;
+      },
+      lookupNamespace: async (name) => {
+        const ns =
+          this.view.informer('Namespace').get({ name }) ?? (await this.datastore.get('Namespace', { name }));
+        return ns ? { annotations: ns.metadata.annotations ?? {} } : undefined;
+      },
+      onAttached: (ep) => {
+        for (const ip of ep.ips)
+          this.routes.upsert('pod', { dst: formatCidr(hostCidr(ip)), dev: ep.hostVeth });
+        this.policy.attached(
+          ep.attachment.namespace,
+          ep.attachment.pod,
+          ep.ips.map(formatIp),
+          ep.attachment.ifname,
+        );
+      },
+      beforeReturnAdd: (ep) => this.waitForPolicy(ep),
+      onDetached: (d) => {
+        for (const ip of d.ips) this.routes.remove('pod', formatCidr(hostCidr(ip)));
+      },
+    };
+  }
+
+  /** A pod that has a Pod object may be selected by policy: ADD returns only once it is programmed. */
+  private async waitForPolicy(ep: PodEndpoint): Promise<void> {
+    const { namespace, pod } = ep.attachment;
+    if (!this.view.informer('Pod').get({ namespace, name: pod })) {
+      const stored = await this.datastore.get('Pod', { namespace, name: pod });
+      if (!stored) return; // not a Kubernetes pod: no policy can select it
+      const deadline = Date.now() + 2000;
+      while (!this.view.informer('Pod').get({ namespace, name: pod }) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      this.policy.refresh();
+    }
+    await this.policy.waitForPod(namespace, pod, this.config.policyWaitSeconds * 1000);
+  }
+
+  private onClusterChange(kind: string): void {
+    if (this.stopped) return;
+    if (kind === 'IPAMBlock') this.syncLocalRoutes();
+    if (['Node', 'BGPPeer', 'BGPConfiguration', 'IPAMBlock'].includes(kind)) {
+      this.bgp.reconcile().catch((e: unknown) => {
+        this.metrics.reconcileErrors.inc({ reconciler: 'bgp' });
+        this.log.error({ err: e }, 'BGP reconcile failed');
+      });
+    }
+    if (['Pod', 'Namespace', 'NetworkPolicy', 'IPAMBlock'].includes(kind)) this.policy.refresh();
+  }
+
+  /** Pod routes and block blackholes derive from IPAM: what this node holds and owns. */
+  private syncLocalRoutes(): void {
+    const node = this.config.nodeName;
+    const podRoutes = this.view
+      .allocationsOn(node)
+      .filter((a) => a.namespace && a.pod && a.ifname)
+      .map((a) => ({
+        dst: `${a.address}/${a.family === 4 ? 32 : 128}`,
+        dev: hostVethName(a.namespace!, a.pod!, a.ifname!),
+      }));
+    this.routes.setRoutes('pod', podRoutes);
+    this.routes.setRoutes(
+      'block',
+      this.view.blocksOf(node).map((dst) => ({ dst })),
+    );
+  }
+
+  private updateGauges(): void {
+    for (const p of this.bgp.peerStatuses()) {
+      this.metrics.bgpSessionEstablished.set(
+        { peer: p.address, source: p.source },
+        p.state === 'Established' ? 1 : 0,
+      );
+      this.metrics.bgpPrefixesReceived.set({ peer: p.address }, p.prefixesReceived);
+      this.metrics.bgpPrefixesAdvertised.set({ peer: p.address }, p.prefixesAdvertised);
+    }
+    this.ipam
+      .usage()
+      .then((pools) => {
+        for (const p of pools) {
+          this.metrics.ipamAddressesUsed.set({ pool: p.pool }, p.addresses.used);
+          this.metrics.ipamAddressesFree.set({ pool: p.pool }, p.addresses.free);
+        }
+      })
+      .catch(() => undefined);
+  }
+
+  /** Stops serving and watching. Routes, veths and rules stay in the kernel for the next run. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.ready = false;
+    if (this.gaugeTimer) clearInterval(this.gaugeTimer);
+    await this.cni?.close();
+    for (const e of this.endpoints) await e.stop();
+    await this.bgp?.stop();
+    await this.policy?.stop();
+    await this.routes?.stop();
+    await this.view?.stop();
+    await this.ipam?.close();
+    if (this.ownsDatastore) await this.datastore?.close();
+  }
+}

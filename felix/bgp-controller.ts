@@ -1,0 +1,227 @@
+// Drives the node's BGP speaker from the cluster view: sessions follow Nodes, BGPPeers and
+// the BGPConfiguration; announcements follow the node's IPAM blocks and borrowed addresses;
+// best paths learned from peers become routes of the reconciler's `bgp` class.
+import type { Logger } from 'pino';
+import { BgpSpeaker } from '../bgp/index.js';
+import type { BestPathChange, PeerStatus } from '../bgp/speaker.js';
+import type { BGPConfiguration } from '../model/index.js';
+import { announcements } from './announcements.js';
+import {
+  bgpNodeOf,
+  clusterSettings,
+  desiredPeers,
+  diffPeers,
+  type BgpNode,
+  type DesiredPeer,
+} from './bgp-peers.js';
+import type { ClusterView } from './cluster-view.js';
+import type { RouteReconciler } from './routes/reconciler.js';
+
+export interface BgpControllerOptions {
+  view: ClusterView;
+  routes: RouteReconciler;
+  nodeName: string;
+  nodeIPv4?: string;
+  nodeIPv6?: string;
+  /** This node's own AS; absent = the cluster's. */
+  asNumber?: number;
+  listenPort: number;
+  logger: Logger;
+  /** Longest wait for peers before stale learned routes (adopted at start) may be removed. */
+  initialSyncMs?: number;
+}
+
+export interface PeerStatusWithSource extends PeerStatus {
+  source: string;
+}
+
+export class BgpController {
+  private speaker: BgpSpeaker | undefined;
+  private speakerKey = '';
+  private readonly peers = new Map<string, DesiredPeer>();
+  private readonly originated = new Set<string>();
+  private readonly learned = new Set<string>();
+  private syncTimer: NodeJS.Timeout | undefined;
+  private bgpSynced = false;
+
+  constructor(private readonly o: BgpControllerOptions) {}
+
+  private clusterConfig(): BGPConfiguration | undefined {
+    return this.o.view.list('BGPConfiguration').find((c) => c.metadata.name === 'default');
+  }
+
+  private self(): BgpNode {
+    const settings = clusterSettings(this.clusterConfig());
+    const node = this.o.view.informer('Node').get({ name: this.o.nodeName });
+    const fromStore = node ? bgpNodeOf(node, settings.asn) : undefined;
+    return {
+      name: this.o.nodeName,
+      ...(this.o.nodeIPv4 ? { ipv4: this.o.nodeIPv4 } : {}),
+      ...(this.o.nodeIPv6 ? { ipv6: this.o.nodeIPv6 } : {}),
+      asn: this.o.asNumber ?? fromStore?.asn ?? settings.asn,
+      labels: fromStore?.labels ?? {},
+      ...(fromStore?.routeReflectorClusterId
+        ? { routeReflectorClusterId: fromStore.routeReflectorClusterId }
+        : {}),
+    };
+  }
+
+  /** Brings the speaker and its sessions and announcements in line with the cluster view. */
+  async reconcile(): Promise<void> {
+    const settings = clusterSettings(this.clusterConfig());
+    const self = this.self();
+    const routerId = self.ipv4 ?? '0.0.0.1';
+    const clusterId = settings.isReflector(self)
+      ? (self.routeReflectorClusterId ?? settings.clusterId)
+      : undefined;
+    const key = JSON.stringify([self.asn, routerId, clusterId]);
+    if (!this.speaker || key !== this.speakerKey)
+      await this.restartSpeaker(self.asn, routerId, clusterId, key);
+    const speaker = this.speaker!;
+
+    const nodes = this.o.view
+      .list('Node')
+      .map((n) => bgpNodeOf(n, settings.asn))
+      .filter((n): n is BgpNode => n !== undefined);
+    const desired = desiredPeers(self, nodes, this.o.view.list('BGPPeer'), settings);
+    const diff = diffPeers(this.peers, desired);
+    for (const address of diff.remove) {
+      speaker.removePeer(address);
+      this.peers.delete(address);
+    }
+    for (const p of diff.change) {
+      speaker.updatePeer(peerOptions(p));
+      this.peers.set(p.address, p);
+    }
+    for (const p of diff.add) {
+      if (p.password)
+        this.o.logger.warn(
+          { peer: p.address, source: p.source },
+          'BGP password not applied: TCP MD5 comes with issue 4',
+        );
+      speaker.addPeer(peerOptions(p));
+      this.peers.set(p.address, p);
+    }
+    if (diff.add.length + diff.remove.length + diff.change.length > 0) {
+      this.o.logger.info(
+        {
+          add: diff.add.map((p) => p.address),
+          remove: diff.remove,
+          change: diff.change.map((p) => p.address),
+        },
+        'BGP peers changed',
+      );
+    }
+
+    const wanted = new Set(
+      announcements(this.o.view.blocksOf(this.o.nodeName), this.o.view.borrowedBy(this.o.nodeName)),
+    );
+    for (const prefix of this.originated) {
+      if (!wanted.has(prefix)) {
+        speaker.withdraw(prefix);
+        this.originated.delete(prefix);
+      }
+    }
+    for (const prefix of wanted) {
+      if (!this.originated.has(prefix)) {
+        speaker.originate(prefix);
+        this.originated.add(prefix);
+      }
+    }
+    this.maybeMarkSynced();
+  }
+
+  private async restartSpeaker(
+    asn: number,
+    routerId: string,
+    clusterId: string | undefined,
+    key: string,
+  ): Promise<void> {
+    if (this.speaker) {
+      this.o.logger.info({ asn, routerId, clusterId }, 'BGP identity changed: restarting the speaker');
+      await this.speaker.stop();
+      this.peers.clear();
+      this.originated.clear();
+    }
+    const speaker = new BgpSpeaker({
+      asn,
+      routerId,
+      listen: { port: this.o.listenPort },
+      ...(clusterId ? { clusterId } : {}),
+      logger: this.o.logger.child({ component: 'bgp' }),
+    });
+    speaker.on('bestPathChanged', (c) => this.onBestPath(c));
+    speaker.on('peerStateChanged', () => this.maybeMarkSynced());
+    await speaker.start();
+    this.speaker = speaker;
+    this.speakerKey = key;
+    this.syncTimer ??= setTimeout(
+      () => this.markBgpSynced('initial sync timeout'),
+      this.o.initialSyncMs ?? 30_000,
+    );
+    this.syncTimer.unref();
+  }
+
+  private onBestPath(change: BestPathChange): void {
+    const best = change.best;
+    const own = best === undefined || best.source === 'local' || !best.nextHop;
+    const nextHop = best?.linkLocalNextHop ?? best?.nextHop;
+    if (own || nextHop === this.o.nodeIPv4 || nextHop === this.o.nodeIPv6) {
+      if (this.learned.delete(change.prefix)) this.o.routes.remove('bgp', change.prefix);
+      return;
+    }
+    this.learned.add(change.prefix);
+    this.o.routes.upsert('bgp', { dst: change.prefix, via: best.nextHop! });
+  }
+
+  /**
+   * Learned routes adopted from a previous run stay until every session is up (and has had a
+   * moment to send its table) or the initial-sync timeout passes: a restart never flushes them.
+   */
+  private maybeMarkSynced(): void {
+    if (this.bgpSynced || !this.speaker) return;
+    const statuses = this.speaker.peers();
+    if (statuses.length > 0 && statuses.every((p) => p.state === 'Established')) {
+      setTimeout(() => this.markBgpSynced('all sessions established'), 2000).unref();
+    }
+  }
+
+  private markBgpSynced(reason: string): void {
+    if (this.bgpSynced) return;
+    this.bgpSynced = true;
+    this.o.routes.markSynced('bgp');
+    this.o.logger.info({ reason, learned: this.learned.size }, 'BGP routes synced');
+  }
+
+  peerStatuses(): PeerStatusWithSource[] {
+    return (this.speaker?.peers() ?? []).map((p) => ({
+      ...p,
+      source: this.peers.get(p.address)?.source ?? '',
+    }));
+  }
+
+  rib(prefix?: string) {
+    return this.speaker?.rib(prefix ? { prefix } : {}) ?? [];
+  }
+
+  originatedPrefixes(): string[] {
+    return [...this.originated].sort();
+  }
+
+  async stop(): Promise<void> {
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    await this.speaker?.stop();
+  }
+}
+
+function peerOptions(p: DesiredPeer) {
+  return {
+    address: p.address,
+    asn: p.asn,
+    ...(p.routeReflectorClient ? { routeReflectorClient: true } : {}),
+    ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}),
+    ...(p.keepaliveTime !== undefined ? { keepaliveTime: p.keepaliveTime } : {}),
+    ...(p.passive !== undefined ? { passive: p.passive } : {}),
+    connectRetryTime: 5,
+  };
+}
