@@ -3,6 +3,7 @@
 // uses and keep every other field as it came.
 import type { V1Namespace, V1Node, V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { containsCidr, parseCidr, type Cidr } from './cidr.js';
 import { objectMetaSchema, type ObjectMeta } from './meta.js';
 import { labelSelectorSchema } from './selector.js';
 
@@ -54,19 +55,78 @@ export const nodeSchema = z.looseObject({
     .optional(),
 });
 
-const portSchema = z.union([z.number().int().min(1).max(65535), z.string().min(1)]);
+// A named port is an IANA_SVC_NAME: at most 15 lowercase alphanumerics or '-', with a letter,
+// no leading, trailing or doubled '-'.
+const portName = z
+  .string()
+  .regex(/^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*$/, 'must be a port number or an IANA service name')
+  .max(15, 'must be at most 15 characters')
+  .refine((v) => !v.endsWith('-'), 'must not end with "-"');
+const portSchema = z.union([z.number().int().min(1).max(65535), portName]);
 
-const peerSchema = z.object({
-  podSelector: labelSelectorSchema.optional(),
-  namespaceSelector: labelSelectorSchema.optional(),
-  ipBlock: z.object({ cidr: z.string(), except: z.array(z.string()).optional() }).optional(),
-});
+/** Parses a CIDR for a refinement, reporting its error on `ctx`; host bits allowed as the API server does. */
+function refineCidr(text: string, ctx: z.RefinementCtx, path: PropertyKey[]): Cidr | undefined {
+  try {
+    return parseCidr(text, 'cidr', false);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', path, message: (e as Error).message.replace(/^cidr: /, '') });
+    return undefined;
+  }
+}
 
-const policyPortSchema = z.object({
-  protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
-  port: portSchema.optional(),
-  endPort: z.number().int().min(1).max(65535).optional(),
-});
+const ipBlockSchema = z
+  .object({ cidr: z.string(), except: z.array(z.string()).optional() })
+  .superRefine((block, ctx) => {
+    const cidr = refineCidr(block.cidr, ctx, ['cidr']);
+    (block.except ?? []).forEach((text, i) => {
+      const ex = refineCidr(text, ctx, ['except', i]);
+      if (cidr && ex && !(containsCidr(cidr, ex) && ex.prefixLength > cidr.prefixLength)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['except', i],
+          message: `must be a strict subset of ${block.cidr}`,
+        });
+      }
+    });
+  });
+
+const peerSchema = z
+  .object({
+    podSelector: labelSelectorSchema.optional(),
+    namespaceSelector: labelSelectorSchema.optional(),
+    ipBlock: ipBlockSchema.optional(),
+  })
+  .superRefine((peer, ctx) => {
+    // As the API server: a peer is selectors or an ipBlock, never both, never neither.
+    if (peer.ipBlock && (peer.podSelector || peer.namespaceSelector)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ipBlock'],
+        message: 'may not be combined with podSelector or namespaceSelector',
+      });
+    } else if (!peer.ipBlock && !peer.podSelector && !peer.namespaceSelector) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: 'must specify podSelector, namespaceSelector or ipBlock',
+      });
+    }
+  });
+
+const policyPortSchema = z
+  .object({
+    protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
+    port: portSchema.optional(),
+    endPort: z.number().int().min(1).max(65535).optional(),
+  })
+  .superRefine((p, ctx) => {
+    if (p.endPort === undefined) return;
+    if (typeof p.port !== 'number') {
+      ctx.addIssue({ code: 'custom', path: ['endPort'], message: 'requires a numeric port' });
+    } else if (p.endPort < p.port) {
+      ctx.addIssue({ code: 'custom', path: ['endPort'], message: `must be at least port (${p.port})` });
+    }
+  });
 
 export const networkPolicySchema = z.looseObject({
   apiVersion: z.literal('networking.k8s.io/v1'),
