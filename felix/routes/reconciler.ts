@@ -84,6 +84,8 @@ const ERRNO = { ESRCH: 3, EEXIST: 17, ENODEV: 19, ENETDOWN: 100, ENETUNREACH: 10
 const NOT_READY = new Set([ERRNO.ENODEV, ERRNO.ENETDOWN, ERRNO.ENETUNREACH, ERRNO.EHOSTUNREACH]);
 /** A batch with at least this many changes runs in bulk mode (see drain). */
 const BULK_CHANGES = 1024;
+/** How soon after a bulk batch the table is re-read to catch changes made during the pause. */
+const BULK_VERIFY_DELAY_MS = 500;
 /** Resyncs triggered by errors or notification loss are at least this far apart. */
 const MIN_REPAIR_RESYNC_GAP_MS = 1000;
 
@@ -320,16 +322,17 @@ export class RouteReconciler {
       for (const key of p.holds.get('kept-until-synced') ?? []) this.kept.add(key);
       for (const key of p.holds.get('foreign-conflict') ?? []) this.noteConflict(key);
       if (p.changes.length >= BULK_CHANGES) {
-        // Bulk: no notification per own change; re-read the table afterwards instead, which also
-        // catches whatever anyone else changed meanwhile.
+        // Bulk: no notification per own change (reading them costs more than the changes, and a
+        // burst beyond the socket buffer overruns it); the kernel's answers tell us what happened.
+        // Foreign changes made during the pause are caught by a table read shortly after, which
+        // also coalesces consecutive bulk batches into one read.
         this.kernel.setRouteEvents(false);
-        let unsettled: Set<string>;
         try {
-          unsettled = await this.apply(p.changes, batch);
+          await this.apply(p.changes, batch);
         } finally {
           this.kernel.setRouteEvents(true);
         }
-        await this.reload({ asDrift: false, recheckHolds: false, skip: unsettled });
+        this.requestRepairResync(BULK_VERIFY_DELAY_MS);
       } else if (p.changes.length > 0) {
         await this.apply(p.changes, batch);
       }
@@ -415,17 +418,16 @@ export class RouteReconciler {
   // ---- kernel state ----
 
   private async doResync(): Promise<void> {
-    await this.reload({ asDrift: this.counters.resyncs > 0, recheckHolds: true, skip: new Set() });
+    await this.reload(this.counters.resyncs > 0);
     this.counters.resyncs++;
     await this.drain();
   }
 
   /**
    * Re-reads links and routes (events arriving meanwhile are replayed on top) and marks every key
-   * whose kernel state differs from the plan; `asDrift` counts those repairs as drift. Keys in
-   * `skip` (the kernel just refused them) wait for the next event or resync instead of looping.
+   * whose kernel state differs from the plan; `asDrift` counts those repairs as drift.
    */
-  private async reload(opts: { asDrift: boolean; recheckHolds: boolean; skip: Set<string> }): Promise<void> {
+  private async reload(asDrift: boolean): Promise<void> {
     this.eventQueue = [];
     try {
       const links = await this.kernel.dumpLinks();
@@ -456,20 +458,19 @@ export class RouteReconciler {
     const keys = new Set<string>(this.ours.keys());
     for (const cls of ROUTE_CLASSES) for (const key of this.desired[cls].keys()) keys.add(key);
     for (const key of keys) {
-      if (opts.skip.has(key)) continue;
       const d = decide(key, state);
       const change = d.kind === 'add' || d.kind === 'replace' || d.kind === 'delete';
-      if (change && opts.asDrift && !this.dirty.has(key)) this.drifted.add(key);
+      if (change && asDrift && !this.dirty.has(key)) this.drifted.add(key);
       // Holds (waiting, conflict, kept) are re-decided too, so their bookkeeping stays current.
-      const hold = d.kind !== 'in-sync' && d.kind !== 'absent' && !change;
-      if (change || (hold && opts.recheckHolds)) this.dirty.set(key, this.dirty.get(key) ?? now);
+      if (change || (d.kind !== 'in-sync' && d.kind !== 'absent'))
+        this.dirty.set(key, this.dirty.get(key) ?? now);
     }
   }
 
-  private requestRepairResync(): void {
+  private requestRepairResync(delayMs = 0): void {
     if (this.repairResyncQueued || this.state !== 'running') return;
     this.repairResyncQueued = true;
-    const wait = Math.max(0, this.lastRepairResync + MIN_REPAIR_RESYNC_GAP_MS - Date.now());
+    const wait = Math.max(delayMs, this.lastRepairResync + MIN_REPAIR_RESYNC_GAP_MS - Date.now());
     setTimeout(() => {
       this.repairResyncQueued = false;
       this.lastRepairResync = Date.now();
@@ -502,6 +503,8 @@ export class RouteReconciler {
       if (kind === 'new') this.ours.set(key, r);
       else if (this.ours.get(key)?.protocol === r.protocol) this.ours.delete(key);
     } else {
+      // An IPv4 key holds one route: a foreign one arriving there replaced ours (`ip route replace`).
+      if (kind === 'new' && r.family === 4) this.ours.delete(key);
       if (!this.effective(key)) return;
       if (kind === 'new') this.foreign.add(key);
       else this.foreign.delete(key);
