@@ -49,6 +49,8 @@ export interface EtcdDatastoreOptions {
 }
 
 const LIST_PAGE_SIZE = 500;
+/** Retries of a read on UnavailableError (100, 200, 400, 800 ms apart). */
+const READ_RETRIES = 4;
 
 /** Normalizes an endpoint for grpc-js; TLS is not wired yet, so `https://` is refused. */
 export function parseEtcdEndpoint(endpoint: string, field = 'etcdEndpoints'): string {
@@ -162,9 +164,21 @@ export class EtcdDatastore implements Datastore {
     }
   }
 
+  /** Reads are idempotent, so they ride out a short outage (an etcd restart) before failing. */
+  private async read<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.call(what, fn);
+      } catch (e) {
+        if (!(e instanceof UnavailableError) || attempt >= READ_RETRIES) throw e;
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
+  }
+
   async get<K extends Kind>(kind: K, key: ObjectKey): Promise<ResourceByKind[K] | undefined> {
     validateKey(kind, key);
-    const res = await this.call('get', () => this.client.get(this.keyOf(kind, key)).exec());
+    const res = await this.read('get', () => this.client.get(this.keyOf(kind, key)).exec());
     const kv = res.kvs[0];
     return kv ? this.decode(kind, kv) : undefined;
   }
@@ -180,7 +194,7 @@ export class EtcdDatastore implements Datastore {
     for (;;) {
       const page = this.client.getAll().inRange({ start, end }).limit(LIST_PAGE_SIZE);
       if (revision) page.revision(revision);
-      const res = await this.call('list', () => page.exec());
+      const res = await this.read('list', () => page.exec());
       revision ??= res.header.revision;
       for (const kv of res.kvs) {
         const obj = this.decodeOrSkip(kind, kv);
