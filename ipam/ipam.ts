@@ -7,8 +7,8 @@
 // trips; a stale cache costs a retry, never a wrong answer, and no error is ever reported
 // from cached data without reading the block again.
 import { createHash } from 'node:crypto';
-import pino, { type Logger } from 'pino';
 import type { Datastore } from '../datastore/types.js';
+import { createLogger, type Logger } from '../model/log.js';
 import {
   ConflictError,
   ExhaustedError,
@@ -123,7 +123,7 @@ export class Ipam {
 
   constructor(options: IpamOptions) {
     this.datastore = options.datastore;
-    this.log = options.logger ?? pino({ level: 'silent' });
+    this.log = options.logger ?? createLogger('ipam');
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.pools = new PoolCache(this.datastore);
     this.blocks = new BlockStore(this.datastore, this.retry);

@@ -1,5 +1,6 @@
 // Shared setup for the IPAM unit tests: a MemoryDatastore with pools, and request helpers.
 import { MemoryDatastore } from '../../../datastore/memory.js';
+import type { Datastore } from '../../../datastore/types.js';
 import { Ipam, type AssignRequest, type Attachment } from '../../../ipam/index.js';
 import { TERN_API_VERSION, type IPAMBlock, type IPPool } from '../../../model/index.js';
 
@@ -54,3 +55,19 @@ export async function allAllocated(
 
 export const addressesOf = (r: { addresses: Array<{ address: string }> }) =>
   r.addresses.map((a) => a.address);
+
+/** Wraps a datastore and records the name of every call made through it. */
+export function counting(inner: Datastore): { ds: Datastore; calls: string[] } {
+  const calls: string[] = [];
+  const ds = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function' || prop === 'watch') return v;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { ds, calls };
+}

@@ -1,24 +1,7 @@
 // The allocation path sits on CNI ADD: warm, it must cost one datastore write and nothing else.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Datastore } from '../../../datastore/types.js';
 import { Ipam } from '../../../ipam/index.js';
-import { closeAll, pool, request, storeWith } from './fixture.js';
-
-/** Wraps a datastore and records the name of every call made through it. */
-function counting(inner: Datastore): { ds: Datastore; calls: string[] } {
-  const calls: string[] = [];
-  const ds = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof v !== 'function' || prop === 'watch') return v;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { ds, calls };
-}
+import { closeAll, counting, pool, request, storeWith } from './fixture.js';
 
 const opened: Ipam[] = [];
 afterEach(async () => {
