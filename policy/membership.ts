@@ -1,6 +1,6 @@
 // Which addresses a set holds, and which pods a policy selects. Selector semantics come from
 // model/selector.ts; this file only says what each selector is applied to.
-import { formatCidr, matches, parseCidr, parseIp, split, type Labels } from '../model/index.js';
+import { formatCidr, formatIp, matches, parseCidr, parseIp, split, type Labels } from '../model/index.js';
 import type { EndpointSelector, Family, PolicyPod, SetSpec, SetType } from './types.js';
 
 /** The label the API server puts on every namespace, so a namespace we have not seen still has it. */
@@ -28,15 +28,19 @@ export function selectsPod(sel: EndpointSelector, pod: PolicyPod, nsLabels: Labe
   return matches(sel.podSelector, pod.labels);
 }
 
-/** Canonical address text, as `ipset save` prints it. */
-export const canonicalIp = (ip: string): string => {
-  const parsed = parseIp(ip);
-  return formatCidr({
-    family: parsed.family,
-    network: parsed.value,
-    prefixLength: parsed.family === 4 ? 32 : 128,
-  }).replace(/\/(32|128)$/, '');
-};
+const canonicalCache = new Map<string, string>();
+
+/** Canonical address text, as `ipset save` prints it. Memoised: parsing IPv6 text is slow. */
+export function canonicalIp(ip: string): string {
+  let out = canonicalCache.get(ip);
+  if (out === undefined) {
+    const parsed = parseIp(ip);
+    out = formatIp(parsed);
+    if (canonicalCache.size >= 100_000) canonicalCache.clear();
+    canonicalCache.set(ip, out);
+  }
+  return out;
+}
 
 /** Members a pod contributes to a pod-dependent set (empty when it contributes none). */
 export function podMembers(

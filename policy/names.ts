@@ -17,7 +17,17 @@ export const CHAINS = {
   pass: 'tern-pass',
 } as const;
 
-const hash16 = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 16);
+const hashCache = new Map<string, string>();
+
+function hash16(text: string): string {
+  let h = hashCache.get(text);
+  if (h === undefined) {
+    h = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    if (hashCache.size >= 100_000) hashCache.clear();
+    hashCache.set(text, h);
+  }
+  return h;
+}
 
 /** Endpoint chain of a local pod: `tern-wi-…` filters what enters the pod, `tern-we-…` what leaves it. */
 export function endpointChain(podKey: string, direction: Direction): string {

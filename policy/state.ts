@@ -77,6 +77,11 @@ export class PolicyState {
   private readonly pods = new Map<string, PolicyPod>();
   private readonly podsByNamespace = new Map<string, Set<string>>();
   private readonly namespaces = new Map<string, Labels>();
+  private readonly mergedNamespaceLabels = new Map<string, Labels>();
+  /** Local pods by namespace: the candidates when a policy changes. */
+  private readonly localPods = new Map<string, Set<string>>();
+  /** Policy ids by the namespace they apply in (null: cluster-scoped). */
+  private readonly policiesByNamespace = new Map<string | null, Set<string>>();
   private readonly policies = new Map<string, PolicyRules>();
   private readonly sets = new Map<string, SetEntry>();
 
@@ -113,7 +118,12 @@ export class PolicyState {
   }
 
   namespaceLabels(name: string): Labels {
-    return namespaceLabels(name, this.namespaces.get(name));
+    let labels = this.mergedNamespaceLabels.get(name);
+    if (!labels) {
+      labels = namespaceLabels(name, this.namespaces.get(name));
+      this.mergedNamespaceLabels.set(name, labels);
+    }
+    return labels;
   }
 
   policy(id: string): PolicyRules | undefined {
@@ -127,7 +137,12 @@ export class PolicyState {
   /** Policies that govern `pod` in `direction`, in evaluation order. */
   policiesSelecting(pod: PolicyPod, direction: Direction): PolicyRules[] {
     const ns = this.namespaceLabels(pod.namespace);
-    return [...this.policies.values()]
+    const ids = [
+      ...(this.policiesByNamespace.get(pod.namespace) ?? []),
+      ...(this.policiesByNamespace.get(null) ?? []),
+    ];
+    return ids
+      .map((id) => this.policies.get(id)!)
       .filter((p) => p[direction] !== null && selectsPod(p.appliesTo, pod, ns))
       .sort(policyOrder);
   }
@@ -147,6 +162,8 @@ export class PolicyState {
     let inNs = this.podsByNamespace.get(pod.namespace);
     if (!inNs) this.podsByNamespace.set(pod.namespace, (inNs = new Set()));
     inNs.add(key);
+    if (old) this.localPods.get(old.namespace)?.delete(key);
+    if (this.isLocal(pod)) addTo(this.localPods, pod.namespace, key);
     const sameIdentity =
       old && sameJson(old.labels, pod.labels) && sameJson(old.ips, pod.ips) && sameJson(old.ports, pod.ports);
     if (!sameIdentity) for (const entry of this.sets.values()) this.refreshMember(entry, key);
@@ -163,6 +180,7 @@ export class PolicyState {
     if (!old) return;
     this.pods.delete(key);
     this.podsByNamespace.get(namespace)?.delete(key);
+    this.localPods.get(namespace)?.delete(key);
     for (const entry of this.sets.values()) this.refreshMember(entry, key);
     if (this.isLocal(old)) this.dirtyEndpoints.add(key);
   }
@@ -170,11 +188,13 @@ export class PolicyState {
   upsertNamespace(ns: PolicyNamespace): void {
     if (sameJson(this.namespaces.get(ns.name), ns.labels)) return;
     this.namespaces.set(ns.name, { ...ns.labels });
+    this.mergedNamespaceLabels.delete(ns.name);
     this.namespaceChanged(ns.name);
   }
 
   removeNamespace(name: string): void {
     if (!this.namespaces.delete(name)) return;
+    this.mergedNamespaceLabels.delete(name);
     this.namespaceChanged(name);
   }
 
@@ -193,6 +213,8 @@ export class PolicyState {
     const old = this.policies.get(policy.id);
     if (old && sameJson(old, policy)) return;
     this.policies.set(policy.id, policy);
+    if (old) this.policiesByNamespace.get(old.appliesTo.namespace)?.delete(old.id);
+    addTo(this.policiesByNamespace, policy.appliesTo.namespace, policy.id);
     for (const ref of rulesOf(policy)) this.addSetUser(ref, policy.id);
     if (old) this.dropSetUsers(old, new Set(rulesOf(policy).map((r) => r.key)));
     this.dirtyPolicies.add(policy.id);
@@ -203,6 +225,7 @@ export class PolicyState {
     const old = this.policies.get(id);
     if (!old) return;
     this.policies.delete(id);
+    this.policiesByNamespace.get(old.appliesTo.namespace)?.delete(id);
     this.dropSetUsers(old, new Set());
     this.dirtyPolicies.add(id);
     this.markSelectedEndpoints(old, undefined);
@@ -274,7 +297,12 @@ export class PolicyState {
     if (!entry) {
       entry = { ref, users: new Set(), byPod: new Map() };
       this.sets.set(ref.key, entry);
-      for (const key of this.pods.keys()) this.refreshMember(entry, key);
+      const spec = ref.spec;
+      const scope =
+        spec.kind === 'pods' && spec.namespace !== null
+          ? (this.podsByNamespace.get(spec.namespace) ?? new Set<string>())
+          : this.pods.keys();
+      for (const key of scope) this.refreshMember(entry, key);
       this.dirtySets.add(ref.key);
     }
     entry.users.add(policyId);
@@ -294,17 +322,16 @@ export class PolicyState {
   }
 
   private markSelectedEndpoints(before: PolicyRules | undefined, after: PolicyRules | undefined): void {
-    const namespaces = [before?.appliesTo.namespace, after?.appliesTo.namespace];
-    const candidates = namespaces.includes(null)
-      ? [...this.pods.keys()]
-      : [...new Set(namespaces.flatMap((ns) => [...(this.podsByNamespace.get(ns!) ?? [])]))];
+    const scopes = new Set([before?.appliesTo.namespace, after?.appliesTo.namespace]);
+    const candidates = scopes.has(null)
+      ? [...this.localPods.values()].flatMap((keys) => [...keys])
+      : [...scopes].flatMap((ns) => [...(this.localPods.get(ns!) ?? [])]);
     for (const key of candidates) {
-      const pod = this.pods.get(key);
-      if (!this.isLocal(pod)) continue;
-      const ns = this.namespaceLabels(pod!.namespace);
+      const pod = this.pods.get(key)!;
+      const ns = this.namespaceLabels(pod.namespace);
       if (
-        (before && selectsPod(before.appliesTo, pod!, ns)) ||
-        (after && selectsPod(after.appliesTo, pod!, ns))
+        (before && selectsPod(before.appliesTo, pod, ns)) ||
+        (after && selectsPod(after.appliesTo, pod, ns))
       ) {
         this.dirtyEndpoints.add(key);
       }
@@ -381,6 +408,12 @@ export class PolicyState {
       }
     }
   }
+}
+
+function addTo<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(value);
 }
 
 function sameJson(a: unknown, b: unknown): boolean {
