@@ -4,6 +4,7 @@ import { asPathLength, encodePathAttributes, type PathAttributes } from './wire/
 import { AsPathSegmentType } from './wire/constants.js';
 import { parseIpv4, type PrefixKey } from './wire/prefix.js';
 import { parseIp } from '../model/cidr.js';
+import { PrefixMap } from './prefix-map.js';
 
 export type SourceKind = 'local' | 'ibgp' | 'ebgp';
 
@@ -114,9 +115,14 @@ export function comparePaths(a: Path, b: Path): number {
 
 type Entry = Path | Path[];
 
-/** The Loc-RIB: per prefix every candidate path, the best one first. */
+/**
+ * The Loc-RIB: per prefix every candidate path (which is also each peer's accepted Adj-RIB-In
+ * route, so a route is stored once), the best one first.
+ */
 export class LocRib {
-  private readonly entries = new Map<PrefixKey, Entry>();
+  private readonly entries = new PrefixMap<Entry>();
+  /** After set(): the path `source` had for the prefix before, if any. */
+  replaced: Path | undefined;
 
   get size(): number {
     return this.entries.size;
@@ -137,14 +143,25 @@ export class LocRib {
   }
 
   *bestPaths(): IterableIterator<[PrefixKey, Path]> {
-    for (const [k, e] of this.entries) yield [k, e instanceof Path ? e : e[0]!];
+    for (const [k, e] of this.entries.entries()) yield [k, e instanceof Path ? e : e[0]!];
+  }
+
+  /** Every prefix `source` has a path for (a full scan; used when a peer goes away). */
+  prefixesFrom(source: RouteSource): PrefixKey[] {
+    const out: PrefixKey[] = [];
+    for (const [k, e] of this.entries.entries()) {
+      if (e instanceof Path ? e.source === source : e.some((p) => p.source === source)) out.push(k);
+    }
+    return out;
   }
 
   /**
    * Sets (or with `path` undefined removes) `source`'s candidate for `prefix`. Returns the
-   * previous best when the best path changed, `false` when it did not.
+   * previous best when the best path changed, `false` when it did not; `replaced` tells what
+   * `source` had before.
    */
   set(prefix: PrefixKey, source: RouteSource, path: Path | undefined): Path | undefined | false {
+    this.replaced = undefined;
     const e = this.entries.get(prefix);
     if (e === undefined) {
       if (!path) return false;
@@ -153,6 +170,7 @@ export class LocRib {
     }
     if (e instanceof Path) {
       if (e.source === source) {
+        this.replaced = e;
         if (e === path) return false;
         if (path) this.entries.set(prefix, path);
         else this.entries.delete(prefix);
@@ -166,6 +184,7 @@ export class LocRib {
     const oldBest = e[0]!;
     const i = e.findIndex((p) => p.source === source);
     if (i >= 0) {
+      this.replaced = e[i];
       if (e[i] === path) return false;
       if (path) e[i] = path;
       else e.splice(i, 1);

@@ -6,7 +6,9 @@ import { pino, type Logger } from 'pino';
 import { ValidationError } from '../model/errors.js';
 import { parseIp } from '../model/cidr.js';
 import { AdjRibOut } from './adj-rib-out.js';
+import { PrefixMap } from './prefix-map.js';
 import {
+  acceptAll,
   compilePolicy,
   type Policy,
   type PolicyFn,
@@ -99,8 +101,11 @@ const FAMILIES: readonly AfiSafi[] = [
 /** Per-peer state held by the speaker. */
 class Peer {
   readonly source: RouteSource;
-  /** Received prefixes → accepted path, or null when import policy rejected it. */
-  readonly adjIn = new Map<PrefixKey, Path | null>();
+  /**
+   * Accepted routes live only in the Loc-RIB (as this source's candidates); prefixes received
+   * but rejected by loop checks or import policy are remembered here, for counts and withdrawals.
+   */
+  readonly rejected = new PrefixMap<true>();
   accepted = 0;
   importFn: PolicyFn;
   exportFn: PolicyFn;
@@ -305,7 +310,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       holdTime: n?.holdTime,
       passive: !!p.options.passive,
       routeReflectorClient: !!p.options.routeReflectorClient,
-      prefixesReceived: p.adjIn.size,
+      prefixesReceived: p.accepted + p.rejected.size,
       prefixesAccepted: p.accepted,
       prefixesAdvertised: p.out?.advertisedCount ?? 0,
       lastError: s.lastError,
@@ -390,8 +395,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
   }
 
   private dropPeerRoutes(peer: Peer): void {
-    for (const prefix of peer.adjIn.keys()) this.setRoute(prefix, peer.source, undefined);
-    peer.adjIn.clear();
+    for (const prefix of this.locRib.prefixesFrom(peer.source)) this.setRoute(prefix, peer.source, undefined);
+    peer.rejected.clear();
     peer.accepted = 0;
   }
 
@@ -413,17 +418,18 @@ export class BgpSpeaker extends EventEmitter<Events> {
         'malformed UPDATE handled per RFC 7606',
       );
     }
-    for (const p of u.withdrawn) this.receive(peer, p, undefined);
-    if (u.mpUnreach) for (const p of u.mpUnreach.withdrawn) this.receive(peer, p, undefined);
+    for (const p of u.withdrawn) this.receive(peer, p, undefined, null);
+    if (u.mpUnreach) for (const p of u.mpUnreach.withdrawn) this.receive(peer, p, undefined, null);
     if (!u.attributes) return;
     if (u.treatAsWithdraw) {
-      for (const p of u.nlri) this.receive(peer, p, undefined);
-      if (u.mpReach) for (const p of u.mpReach.nlri) this.receive(peer, p, undefined);
+      for (const p of u.nlri) this.receive(peer, p, undefined, null);
+      if (u.mpReach) for (const p of u.mpReach.nlri) this.receive(peer, p, undefined, null);
       return;
     }
     if (u.nlri.length) {
       const attrs = this.importAttributes(peer, u.attributes);
-      for (const p of u.nlri) this.receive(peer, p, attrs);
+      const path = attrs && peer.source.path(attrs);
+      for (const p of u.nlri) this.receive(peer, p, attrs, path);
     }
     if (u.mpReach?.nlri.length) {
       const mp = u.mpReach;
@@ -433,7 +439,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
         linkLocalNextHop: mp.linkLocalNextHop,
       });
       const attrs = this.importAttributes(peer, withNh);
-      for (const p of mp.nlri) this.receive(peer, p, attrs);
+      const path = attrs && peer.source.path(attrs);
+      for (const p of mp.nlri) this.receive(peer, p, attrs, path);
     }
   }
 
@@ -452,30 +459,55 @@ export class BgpSpeaker extends EventEmitter<Events> {
     return this.interner.intern(a);
   }
 
-  private receive(peer: Peer, prefix: PrefixKey, attrs: PathAttributes | null | undefined): void {
-    const old = peer.adjIn.get(prefix);
+  /**
+   * One received prefix: `attrs` undefined = withdrawn, null = ignored (loop); `path` is
+   * (source, attrs) computed once per UPDATE.
+   */
+  private receive(
+    peer: Peer,
+    prefix: PrefixKey,
+    attrs: PathAttributes | null | undefined,
+    path: Path | null,
+  ): void {
     if (attrs === undefined) {
-      if (old === undefined) return;
-      peer.adjIn.delete(prefix);
-      if (old) {
-        peer.accepted--;
-        this.setRoute(prefix, peer.source, undefined);
-      }
+      if (peer.rejected.size && peer.rejected.delete(prefix)) return;
+      if (this.setRoute(prefix, peer.source, undefined)) peer.accepted--;
       return;
     }
-    const afterPolicy = attrs && peer.importFn(prefix, attrs);
-    const path = afterPolicy
-      ? peer.source.path(afterPolicy === attrs ? attrs : this.interner.intern(afterPolicy))
-      : null;
-    peer.adjIn.set(prefix, path);
-    if (old) peer.accepted--;
-    if (path) peer.accepted++;
-    if (path !== old) this.setRoute(prefix, peer.source, path ?? undefined);
+    let accepted: Path | null = null;
+    if (attrs) {
+      if (peer.importFn === acceptAll) {
+        accepted = path;
+      } else {
+        const a = peer.importFn(prefix, attrs);
+        accepted = a ? (a === attrs ? path : peer.source.path(this.internDerived(a))) : null;
+      }
+    }
+    if (accepted) {
+      if (peer.rejected.size) peer.rejected.delete(prefix);
+      if (!this.setRoute(prefix, peer.source, accepted)) peer.accepted++;
+    } else {
+      if (this.setRoute(prefix, peer.source, undefined)) peer.accepted--;
+      peer.rejected.set(prefix, true);
+    }
   }
 
-  private setRoute(prefix: PrefixKey, source: RouteSource, path: Path | undefined): void {
+  /** Interns attribute sets made by policy, which returns one object per input set. */
+  private readonly derived = new WeakMap<PathAttributes, PathAttributes>();
+  private internDerived(a: PathAttributes): PathAttributes {
+    let i = this.derived.get(a);
+    if (!i) {
+      i = this.interner.intern(a);
+      this.derived.set(a, i);
+    }
+    return i;
+  }
+
+  /** Updates `source`'s candidate; returns whether `source` had a path for `prefix` before. */
+  private setRoute(prefix: PrefixKey, source: RouteSource, path: Path | undefined): boolean {
     const oldBest = this.locRib.set(prefix, source, path);
-    if (oldBest === false) return;
+    const hadPath = this.locRib.replaced !== undefined;
+    if (oldBest === false) return hadPath;
     const best = this.locRib.best(prefix);
     if (this.listenerCount('bestPathChanged')) {
       this.emit('bestPathChanged', {
@@ -484,6 +516,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       });
     }
     for (const peer of this.peersByAddress.values()) if (peer.out) this.exportTo(peer, prefix, best);
+    return hadPath;
   }
 
   // ------------------------------------------------------------ RIB → peers
@@ -506,7 +539,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       }
       if (base) {
         const policed = peer.exportFn(prefix, base);
-        attrs = policed ? (policed === base ? base : this.interner.intern(policed)) : null;
+        attrs = policed ? (policed === base ? base : this.internDerived(policed)) : null;
       }
       if (attrs && familyOf(prefix) !== out.nextHopFamily(attrs)) attrs = null;
     }

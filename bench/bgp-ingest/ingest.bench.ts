@@ -1,0 +1,208 @@
+// bgp-ingest: a feeder peer sends N IPv4 prefixes to tern-bgp, BIRD, GoBGP and FRR in turn (same
+// feed, same run). Measured per receiver: time from session up (feeder side) until every prefix
+// is in the receiver's Loc-RIB (polled every 50 ms), the receiver's CPU time over that span (the
+// fair number on a loaded machine), and RSS growth per route.
+// Sizes: BGP_INGEST_COUNTS (default "100000,1000000").
+import { execa, type ResultPromise } from 'execa';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BgpLab, type DaemonHandle } from '../../test/support/bgp-daemons.js';
+import { stopProcess, waitFor } from '../../test/support/netns.js';
+
+const COUNTS = (process.env.BGP_INGEST_COUNTS ?? '100000,1000000').split(',').map(Number);
+const FEEDER = '10.88.0.1';
+const ADDR = { tern: '10.88.0.2', bird: '10.88.0.3', gobgp: '10.88.0.4', frr: '10.88.0.5' } as const;
+type Receiver = keyof typeof ADDR;
+const RECEIVERS: Receiver[] = ['tern', 'bird', 'gobgp', 'frr'];
+const REPO = path.resolve(import.meta.dirname, '../..');
+
+interface Row {
+  receiver: Receiver;
+  count: number;
+  seconds: number;
+  cpuSeconds: number;
+  bytesPerRoute: number;
+}
+
+const lab = new BgpLab();
+afterAll(() => lab.cleanup());
+
+async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** user + system CPU seconds of a process (all threads). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
+}
+
+async function startReceiver(
+  kind: Receiver,
+  ns: string,
+  name: string,
+): Promise<{ handle: DaemonHandle; loaded: () => Promise<number> }> {
+  const me = ADDR[kind];
+  switch (kind) {
+    case 'tern': {
+      const h = await lab.tern(ns, name, {
+        asn: 65000,
+        routerId: me,
+        logLevel: 'warn',
+        peers: [{ address: FEEDER, asn: 65100, passive: true }],
+      });
+      return { handle: h, loaded: async () => (await h.status())[0]?.prefixesAccepted ?? 0 };
+    }
+    case 'bird': {
+      const h = await lab.bird(
+        ns,
+        name,
+        `router id ${me};\nprotocol device { }\nprotocol bgp feed { local ${me} as 65000; neighbor ${FEEDER} as 65100; passive on; ipv4 { import all; export none; }; }\n`,
+      );
+      const ctl = path.join(lab.dir, name, 'bird.ctl');
+      return {
+        handle: h,
+        loaded: async () =>
+          Number(
+            /(\d+) imported/.exec(
+              (await execa('birdc', ['-s', ctl, 'show', 'protocols', 'all', 'feed'])).stdout,
+            )?.[1] ?? 0,
+          ),
+      };
+    }
+    case 'gobgp': {
+      const h = await lab.gobgp(
+        ns,
+        name,
+        `[global.config]\n  as = 65000\n  router-id = "${me}"\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = "${FEEDER}"\n    peer-as = 65100\n  [neighbors.transport.config]\n    passive-mode = true\n`,
+      );
+      const sock = path.join(lab.dir, name, 'gobgp.sock');
+      return {
+        handle: h,
+        loaded: async () => {
+          const out = (
+            await execa('gobgp', ['--target', `unix://${sock}`, 'global', 'rib', 'summary', '-a', 'ipv4'])
+          ).stdout;
+          return Number(/Destination:\s*(\d+)/.exec(out)?.[1] ?? 0);
+        },
+      };
+    }
+    case 'frr': {
+      const h = await lab.frr(
+        ns,
+        name,
+        `router bgp 65000\n bgp router-id ${me}\n no bgp ebgp-requires-policy\n neighbor ${FEEDER} remote-as 65100\n neighbor ${FEEDER} passive\n!\n`,
+      );
+      const dir = path.join(lab.dir, name);
+      return {
+        handle: h,
+        loaded: async () => {
+          const j = JSON.parse(
+            (await execa('vtysh', ['--vty_socket', dir, '-c', 'show bgp ipv4 unicast summary json'])).stdout,
+          ) as {
+            ribCount?: number;
+            peers?: Record<string, { pfxRcd?: number }>;
+          };
+          // ribCount = prefixes in the BGP Loc-RIB; pfxRcd alone would count Adj-RIB-In only.
+          return Math.min(j.ribCount ?? 0, j.peers?.[FEEDER]?.pfxRcd ?? 0);
+        },
+      };
+    }
+  }
+}
+
+async function measure(kind: Receiver, count: number, nsReceiver: string, nsFeeder: string): Promise<Row> {
+  const name = `${kind}-${count}`;
+  const r = await startReceiver(kind, nsReceiver, name);
+  let feeder: ResultPromise | undefined;
+  try {
+    const before = await rssBytes(r.handle.pid);
+    const cpuBefore = await cpuSeconds(r.handle.pid);
+    const lines: { event: string; t: number }[] = [];
+    feeder = execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        nsFeeder,
+        process.execPath,
+        path.join(REPO, 'bench/bgp-ingest/feeder.mjs'),
+        '--peer',
+        ADDR[kind],
+        '--local-as',
+        '65100',
+        '--peer-as',
+        '65000',
+        '--router-id',
+        FEEDER,
+        '--count',
+        String(count),
+      ],
+      { reject: false, buffer: false },
+    );
+    feeder.stdout!.on('data', (c: Buffer) => {
+      for (const l of c.toString().split('\n').filter(Boolean))
+        lines.push(JSON.parse(l) as { event: string; t: number });
+    });
+    const up = await waitFor(
+      `${name}: session up`,
+      () => lines.find((l) => l.event === 'established'),
+      60_000,
+      20,
+    );
+    await waitFor(`${name}: ${count} prefixes loaded`, async () => (await r.loaded()) >= count, 600_000, 50);
+    const done = Date.now();
+    const cpuAfter = await cpuSeconds(r.handle.pid);
+    await new Promise((res) => setTimeout(res, 1000));
+    const after = await rssBytes(r.handle.pid);
+    expect(await r.loaded()).toBe(count);
+    return {
+      receiver: kind,
+      count,
+      seconds: (done - up.t) / 1000,
+      cpuSeconds: cpuAfter - cpuBefore,
+      bytesPerRoute: (after - before) / count,
+    };
+  } finally {
+    if (feeder?.pid) await stopProcess(feeder.pid);
+    await r.handle.stop();
+  }
+}
+
+describe('bgp-ingest', () => {
+  it('loads the same feed into tern-bgp, BIRD, GoBGP and FRR and compares time and memory per route', async () => {
+    await execa('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, reject: false });
+    await lab.init();
+    const nsFeeder = await lab.netns.add('feed');
+    const ns = Object.fromEntries(
+      await Promise.all(RECEIVERS.map(async (k) => [k, await lab.netns.add(k)] as const)),
+    ) as Record<Receiver, string>;
+    await lab.lan([
+      { ns: nsFeeder, address: `${FEEDER}/24` },
+      ...RECEIVERS.map((k) => ({ ns: ns[k], address: `${ADDR[k]}/24` })),
+    ]);
+    const rows: Row[] = [];
+    for (const count of COUNTS)
+      for (const k of RECEIVERS) rows.push(await measure(k, count, ns[k], nsFeeder));
+
+    const table = rows.map((row) => {
+      const bird = rows.find((x) => x.receiver === 'bird' && x.count === row.count)!;
+      return {
+        prefixes: row.count,
+        receiver: row.receiver,
+        'load s': row.seconds.toFixed(2),
+        'time ×BIRD': (row.seconds / bird.seconds).toFixed(2),
+        'cpu s': row.cpuSeconds.toFixed(2),
+        'cpu ×BIRD': (row.cpuSeconds / Math.max(bird.cpuSeconds, 0.01)).toFixed(2),
+        'bytes/route (RSS)': Math.round(row.bytesPerRoute),
+        'mem ×BIRD': (row.bytesPerRoute / bird.bytesPerRoute).toFixed(2),
+      };
+    });
+    console.log('\nbgp-ingest: session up → all prefixes in the Loc-RIB, and RSS growth per route');
+    console.table(table);
+    expect(rows).toHaveLength(COUNTS.length * RECEIVERS.length);
+  });
+});
