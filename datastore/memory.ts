@@ -38,6 +38,11 @@ export class MemoryDatastore implements Datastore {
 
   constructor(private readonly historyLimit = 10_000) {}
 
+  /** A namespace filter means nothing for cluster-scoped kinds (as in etcd and Kubernetes). */
+  private static namespaceFilter(kind: Kind, namespace: string | undefined): string | undefined {
+    return KINDS[kind]?.namespaced ? namespace : undefined;
+  }
+
   private static storageKey(kind: Kind, key: ObjectKey): string {
     return `${kind}/${keyString(key)}`;
   }
@@ -49,18 +54,20 @@ export class MemoryDatastore implements Datastore {
   }
 
   async list<K extends Kind>(kind: K, options: { namespace?: string } = {}): Promise<ListResult<K>> {
+    const namespace = MemoryDatastore.namespaceFilter(kind, options.namespace);
     const items: Array<ResourceByKind[K]> = [];
     for (const [k, o] of this.objects) {
       if (!k.startsWith(`${kind}/`)) continue;
-      if (options.namespace && o.metadata.namespace !== options.namespace) continue;
+      if (namespace && o.metadata.namespace !== namespace) continue;
       items.push(clone(o) as ResourceByKind[K]);
     }
     return { items, revision: String(this.revision) };
   }
 
   watch<K extends Kind>(kind: K, options: WatchOptions, onEvent: (event: WatchEvent<K>) => void): Watch {
+    const namespace = MemoryDatastore.namespaceFilter(kind, options.namespace);
     const wanted = (e: HistoryEntry) =>
-      e.kind === kind && (!options.namespace || e.object.metadata.namespace === options.namespace);
+      e.kind === kind && (!namespace || e.object.metadata.namespace === namespace);
     const toEvent = (e: HistoryEntry): WatchEvent<K> => ({
       type: e.type,
       object: clone(e.object) as ResourceByKind[K],
@@ -68,7 +75,7 @@ export class MemoryDatastore implements Datastore {
     });
     const sub: Subscriber = {
       kind,
-      namespace: options.namespace,
+      namespace,
       deliver: (e) => {
         if (!wanted(e)) return;
         try {

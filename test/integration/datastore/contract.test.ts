@@ -150,6 +150,25 @@ describe.each(BACKENDS)('datastore contract: $name', (backend) => {
     await expect(store.update(updated)).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('filters list and watch by namespace for namespaced kinds and ignores the filter for cluster-scoped ones', async () => {
+    const store = open();
+    const { revision } = await store.list('Pod');
+    const events: string[] = [];
+    const w = store.watch('Pod', { namespace: 'a', fromRevision: revision }, (e) => {
+      if (e.type !== 'resync') events.push(keyString(e.object.metadata));
+    });
+    await store.create(pod('b', 'x'));
+    await store.create(pod('a', 'x'));
+    await store.create(pod('ab', 'x')); // a namespace sharing a prefix with 'a'
+    await store.create(namespace('cluster-wide'));
+    await waitFor('event for a/x', () => events.length >= 1, 5000, 10);
+    await new Promise((r) => setTimeout(r, 100));
+    await w.close();
+    expect(events).toEqual(['a/x']);
+    expect(names((await store.list('Pod', { namespace: 'a' })).items)).toEqual(['a/x']);
+    expect(names((await store.list('Namespace', { namespace: 'a' })).items)).toEqual(['cluster-wide']);
+  });
+
   it('gives ConflictError to an update or delete based on a stale resourceVersion, and keeps the winner', async () => {
     const store = open();
     const base = await store.create(namespace('n1', { owner: 'nobody' }));
@@ -192,7 +211,7 @@ describe.each(BACKENDS)('datastore contract: $name', (backend) => {
     const final = await store.get('Namespace', { name: 'counter' });
     expect(final?.metadata.annotations?.count).toBe('100');
     expect(conflicts).toBeGreaterThan(0); // the writers really did race
-  });
+  }, 90_000); // ~1000–2500 round trips: seconds when idle, much more on a loaded CI machine
 
   it('resumes a watch from a revision with exactly the later changes, in order', async () => {
     const store = open();
