@@ -26,8 +26,12 @@ export class FakeRouteKernel implements RouteKernel {
   }
 
   routeEvents = true;
+  readonly routeEventToggles: boolean[] = [];
+  /** Whether route events were on during each apply call. */
+  readonly eventsDuringApply: boolean[] = [];
   setRouteEvents(on: boolean): void {
     this.routeEvents = on;
+    this.routeEventToggles.push(on);
   }
 
   async dumpRoutes(): Promise<KernelRoute[]> {
@@ -39,6 +43,7 @@ export class FakeRouteKernel implements RouteKernel {
   }
 
   async apply(requests: readonly RouteRequest[]): Promise<Int32Array> {
+    this.eventsDuringApply.push(this.routeEvents);
     this.applied.push(requests.map((r) => ({ op: r.op, route: { ...r.route } })));
     const out = new Int32Array(requests.length);
     requests.forEach((req, i) => {

@@ -78,6 +78,22 @@ describe('RouteReconciler', () => {
     expect(kernel.applied[0]!.length).toBe(1000);
   });
 
+  it('applies a large batch with route notifications paused, resumes them, and re-reads the table afterwards', async () => {
+    const { kernel, r } = setup();
+    await r.start();
+    const dumpsBefore = r.stats().resyncs;
+    for (let i = 0; i < 2000; i++)
+      r.upsert('pod', { dst: `10.1.${i >> 8}.${i & 255}/32`, dev: 'ternaaaaaaaaaaa' });
+    await r.whenIdle();
+    expect(kernel.eventsDuringApply).toEqual([false]);
+    expect(kernel.routeEventToggles).toEqual([false, true]);
+    expect(kernel.routes.size).toBe(2000);
+    await new Promise((res) => setTimeout(res, 700));
+    await r.whenIdle();
+    expect(r.stats().resyncs).toBe(dumpsBefore + 1);
+    expect(r.stats().driftRepaired).toBe(0);
+  });
+
   it('restores a route deleted behind its back, from the notification alone', async () => {
     const { kernel, r } = setup();
     await r.start();
