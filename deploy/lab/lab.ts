@@ -1,0 +1,662 @@
+// The lab: a small tern cluster on this machine, built from network namespaces. A ToR
+// namespace (route reflector) and N node namespaces share the rack's L2 segment; each node
+// runs the real tern-node on a private etcd (Unix socket); pods are network namespaces
+// plumbed by the real `tern` CNI executable, exactly as a container runtime calls it.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { callAgent } from '../../cli/agent-client.js';
+import { openDatastore, type Datastore } from '../../datastore/index.js';
+import {
+  AlreadyExistsError,
+  IPAM_ANNOTATIONS,
+  NotFoundError,
+  TERN_API_VERSION,
+  ValidationError,
+  containsCidr,
+  keyOf,
+  parseCidr,
+  parseResource,
+  type AnyResource,
+  type Kind,
+  type Pod,
+} from '../../model/index.js';
+import { formatMatrix, type Matrix } from './matrix.js';
+import {
+  buildNode,
+  buildTor,
+  createNetns,
+  deleteNetns,
+  listNetns,
+  planRack,
+  type RackPlan,
+} from './network.js';
+import type { ProbeResult, ProbeTarget, Protocol } from './probe.js';
+import { isOurs, startProcess, stopLabProcess } from './processes.js';
+import { LabStateFile, type LabState } from './state.js';
+import { startTor, torPeers, type TorKind, type TorPeer } from './tor.js';
+import type { Topology } from './topology.js';
+
+export const DEFAULT_LAB_DIR = '/run/tern-lab';
+export const DEFAULT_LAB_PREFIX = 'ternlab-';
+
+export class LabExistsError extends Error {}
+export class NoLabError extends Error {}
+
+export interface LabOptions {
+  dir?: string;
+  /** Prefix of every network namespace the lab creates. */
+  prefix?: string;
+  /** The repository (its dist/ holds the executables). */
+  repo: string;
+  progress?: (message: string) => void;
+}
+
+export interface PodSpec {
+  namespace: string;
+  name: string;
+  node: string;
+  labels?: Record<string, string>;
+  ip?: string;
+  ports?: number[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(
+    `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`,
+  );
+}
+
+export class Lab {
+  readonly dir: string;
+  readonly prefix: string;
+  private readonly file: LabStateFile;
+  private readonly progress: (message: string) => void;
+  private ds: Datastore | undefined;
+
+  constructor(private readonly options: LabOptions) {
+    this.dir = options.dir ?? DEFAULT_LAB_DIR;
+    this.prefix = options.prefix ?? DEFAULT_LAB_PREFIX;
+    this.file = new LabStateFile(this.dir);
+    this.progress = options.progress ?? (() => undefined);
+  }
+
+  exists(): boolean {
+    return this.file.exists();
+  }
+
+  state(): LabState {
+    if (!this.file.exists())
+      throw new NoLabError(`no lab is running (no ${this.file.file}); start one with: ternctl lab up`);
+    return this.file.read();
+  }
+
+  private save(mutate: (s: LabState) => void): LabState {
+    const s = this.file.read();
+    mutate(s);
+    this.file.write(s);
+    return s;
+  }
+
+  private topology(): Topology {
+    return this.state().topology as Topology;
+  }
+
+  private get etcdEndpoint(): string {
+    return `unix://${join(this.dir, 'etcd.sock')}:2379`;
+  }
+
+  async datastore(): Promise<Datastore> {
+    this.ds ??= await openDatastore({ backend: 'etcd', etcdEndpoints: [this.etcdEndpoint] });
+    return this.ds;
+  }
+
+  async close(): Promise<void> {
+    await this.ds?.close();
+    this.ds = undefined;
+  }
+
+  private rack(t: Topology): RackPlan {
+    return planRack(
+      this.prefix,
+      t.rackSubnet,
+      t.nodes.map((n) => n.name),
+    );
+  }
+
+  // ---- up ---------------------------------------------------------------------------------
+
+  async up(t: Topology): Promise<void> {
+    if (this.file.exists()) {
+      throw new LabExistsError(
+        `a lab already exists (created ${this.file.read().createdAt}); run: ternctl lab down`,
+      );
+    }
+    for (const exe of ['dist/felix/main.js', 'dist/cni/main.js', 'dist/bgp/main.js']) {
+      if (!existsSync(join(this.options.repo, exe)))
+        throw new Error(`${exe} is missing: run npm run build (or npm run setup)`);
+    }
+    this.file.create();
+    this.save((s) => (s.topology = t));
+    try {
+      await this.build(t);
+    } catch (e) {
+      this.progress(`lab up failed: ${(e as Error).message}; removing what was created`);
+      await this.down();
+      throw e;
+    }
+  }
+
+  private async build(t: Topology): Promise<void> {
+    const rack = this.rack(t);
+    const record = (netns: string) => this.save((s) => s.namespaces.push(netns));
+    this.progress(
+      `network: ToR ${rack.torNetns} (${rack.torAddress}) with ${rack.nodes.length} nodes on ${t.rackSubnet}`,
+    );
+    await buildTor(rack, record);
+    for (const n of rack.nodes) await buildNode(rack, n, record);
+
+    this.progress('etcd: private instance on a Unix socket');
+    await this.startEtcd();
+    const ds = await this.datastore();
+    await this.seed(ds, t, rack);
+
+    const nodeAsn = (name: string) => t.nodes.find((n) => n.name === name)?.asn ?? t.tor.asn;
+    this.progress(`top-of-rack: ${t.tor.kind} route reflector (AS ${t.tor.asn})`);
+    const tor = startTor({
+      kind: t.tor.kind,
+      asn: t.tor.asn,
+      netns: rack.torNetns,
+      address: rack.torAddress,
+      nodes: rack.nodes.map((n) => ({ name: n.name, address: n.address, asn: nodeAsn(n.name) })),
+      dir: this.dir,
+      repo: this.options.repo,
+    });
+    this.save((s) => {
+      s.processes.push(tor);
+      s.torAddress = rack.torAddress;
+      s.etcdEndpoint = this.etcdEndpoint;
+    });
+
+    for (const n of rack.nodes) {
+      const spec = t.nodes.find((x) => x.name === n.name)!;
+      this.progress(`node ${n.name}: tern-node in ${n.netns} (${n.address})`);
+      const sockets = {
+        cniSocket: join(this.dir, `${n.name}-cni.sock`),
+        agentSocket: join(this.dir, `${n.name}-agent.sock`),
+        httpSocket: '',
+      };
+      const agent = startProcess({
+        role: `agent:${n.name}`,
+        netns: n.netns,
+        command: process.execPath,
+        args: [
+          join(this.options.repo, 'dist/felix/main.js'),
+          '--node-name',
+          n.name,
+          '--etcd-endpoints',
+          this.etcdEndpoint,
+          '--node-ipv4',
+          n.address,
+          '--cni-socket',
+          sockets.cniSocket,
+          '--control-socket',
+          sockets.agentSocket,
+          '--node-labels',
+          JSON.stringify(spec.labels ?? {}),
+          ...(spec.asn !== undefined ? ['--as-number', String(spec.asn)] : []),
+          ...(spec.routeReflector ? ['--route-reflector-cluster-id', n.address] : []),
+        ],
+        logFile: join(this.dir, `${n.name}.log`),
+      });
+      this.save((s) => {
+        s.processes.push(agent);
+        s.nodes[n.name] = { netns: n.netns, address: n.address, ...sockets };
+      });
+    }
+    for (const n of rack.nodes) {
+      await waitUntil(
+        `agent on ${n.name} (see ${join(this.dir, `${n.name}.log`)})`,
+        async () => {
+          const p = this.state().processes.find((x) => x.role === `agent:${n.name}`);
+          if (p && !isOurs(p))
+            throw new Error(`tern-node on ${n.name} exited; see ${join(this.dir, `${n.name}.log`)}`);
+          return callAgent(this.state().nodes[n.name]!.agentSocket, '/v1/status', undefined, 1000);
+        },
+        30_000,
+      );
+    }
+
+    for (const p of t.pods) {
+      this.progress(`pod ${p.namespace}/${p.name} on ${p.node}`);
+      await this.addPod(p);
+    }
+    if (t.policies.length) {
+      this.progress(`policies: ${t.policies.length}`);
+      await this.apply(t.policies);
+    }
+    this.progress('waiting for BGP to converge');
+    await this.waitConverged(60_000);
+  }
+
+  private async startEtcd(): Promise<void> {
+    mkdirSync(join(this.dir, 'etcd'), { recursive: true, mode: 0o700 });
+    const etcd = startProcess({
+      role: 'etcd',
+      command: 'etcd',
+      args: [
+        '--name',
+        'lab',
+        '--data-dir',
+        join(this.dir, 'etcd'),
+        '--listen-client-urls',
+        'unix://etcd.sock:2379',
+        '--advertise-client-urls',
+        'unix://etcd.sock:2379',
+        '--listen-peer-urls',
+        'unix://etcd-peer.sock:2380',
+        '--initial-advertise-peer-urls',
+        'unix://etcd-peer.sock:2380',
+        '--initial-cluster',
+        'lab=unix://etcd-peer.sock:2380',
+      ],
+      cwd: this.dir,
+      logFile: join(this.dir, 'etcd.log'),
+    });
+    this.save((s) => s.processes.push(etcd));
+    await waitUntil(
+      'etcd',
+      async () => {
+        if (!isOurs(etcd)) throw new Error(`etcd exited; see ${join(this.dir, 'etcd.log')}`);
+        const ds = await this.datastore();
+        await ds.list('IPPool');
+        return true;
+      },
+      20_000,
+    );
+  }
+
+  private async seed(ds: Datastore, t: Topology, rack: RackPlan): Promise<void> {
+    const objects: unknown[] = [
+      ...t.pools.map((p) => ({
+        apiVersion: TERN_API_VERSION,
+        kind: 'IPPool',
+        metadata: { name: p.name },
+        spec: { cidr: p.cidr, ...(p.blockSize ? { blockSize: p.blockSize } : {}) },
+      })),
+      {
+        apiVersion: TERN_API_VERSION,
+        kind: 'BGPConfiguration',
+        metadata: { name: 'default' },
+        // The ToR reflects; nodes marked routeReflector reflect too.
+        spec: { asNumber: t.tor.asn, nodeToNodeMesh: false },
+      },
+      {
+        apiVersion: TERN_API_VERSION,
+        kind: 'BGPPeer',
+        metadata: { name: 'tor' },
+        spec: { peerIP: rack.torAddress, asNumber: t.tor.asn },
+      },
+      ...t.namespaces.map((n) => ({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: n.name, labels: { ...n.labels, 'kubernetes.io/metadata.name': n.name } },
+      })),
+    ];
+    await this.apply(objects);
+  }
+
+  /** Every node has a route to every other node's blocks, and every session on the ToR is up. */
+  async waitConverged(timeoutMs: number): Promise<void> {
+    const s = this.state();
+    const t = this.topology();
+    const ds = await this.datastore();
+    await waitUntil(
+      'BGP convergence',
+      async () => {
+        const peers = await this.torPeers();
+        if (peers.length < t.nodes.length || !peers.every((p) => p.established)) return undefined;
+        const blocks = (await ds.list('IPAMBlock')).items.filter((b) => b.spec.affinity);
+        for (const [name, n] of Object.entries(s.nodes)) {
+          const { stdout } = await execa('ip', ['-n', n.netns, '-j', 'route', 'show', 'proto', '92']);
+          const learned = (JSON.parse(stdout || '[]') as Array<{ dst: string }>).map((r) => r.dst);
+          const missing = blocks.filter(
+            (b) => b.spec.affinity !== name && !learned.some((d) => covers(d, b.spec.cidr)),
+          );
+          if (missing.length) return undefined;
+        }
+        return true;
+      },
+      timeoutMs,
+    );
+  }
+
+  // ---- pods -------------------------------------------------------------------------------
+
+  private podNetns(namespace: string, name: string): string {
+    return `${this.prefix}p-${namespace}-${name}`;
+  }
+
+  async addPod(spec: PodSpec): Promise<string> {
+    const s = this.state();
+    const node = s.nodes[spec.node];
+    if (!node)
+      throw new ValidationError(
+        'node',
+        `unknown node ${JSON.stringify(spec.node)} (nodes: ${Object.keys(s.nodes).join(', ')})`,
+      );
+    const key = `${spec.namespace}/${spec.name}`;
+    if (s.pods[key]) throw new AlreadyExistsError(`pod ${key} already exists`);
+    const ds = await this.datastore();
+    if (!(await ds.get('Namespace', { name: spec.namespace }))) {
+      throw new NotFoundError(`namespace ${JSON.stringify(spec.namespace)} does not exist`);
+    }
+    const ports = spec.ports ?? [80, 81];
+    const pod: Pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: spec.name,
+        namespace: spec.namespace,
+        labels: spec.labels ?? {},
+        ...(spec.ip ? { annotations: { [IPAM_ANNOTATIONS.ipAddrs]: JSON.stringify([spec.ip]) } } : {}),
+      },
+      spec: {
+        nodeName: spec.node,
+        containers: [
+          {
+            name: 'server',
+            ports: ports.flatMap((port) =>
+              (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({
+                name: `serve-${port}-${protocol.toLowerCase()}`,
+                containerPort: port,
+                protocol,
+              })),
+            ),
+          },
+        ],
+      },
+    };
+    await ds.create<'Pod'>(pod);
+    const netns = this.podNetns(spec.namespace, spec.name);
+    const containerID = `lab-${spec.namespace}-${spec.name}`;
+    try {
+      await createNetns(netns);
+      this.save((st) => {
+        st.namespaces.push(netns);
+        st.pods[key] = { netns, node: spec.node, containerID };
+      });
+      const result = await this.cni('ADD', spec.namespace, spec.name);
+      const ip = (JSON.parse(result) as { ips?: Array<{ address: string }> }).ips?.[0]?.address.split('/')[0];
+      if (!ip) throw new Error(`CNI ADD for ${key} returned no address: ${result}`);
+      const server = startProcess({
+        role: `pod:${key}`,
+        netns,
+        command: process.execPath,
+        args: [join(this.options.repo, 'dist/deploy/lab/pod-server.js'), key, ...ports.map(String)],
+        logFile: join(this.dir, `pod-${spec.namespace}-${spec.name}.log`),
+      });
+      this.save((st) => {
+        st.pods[key] = { netns, node: spec.node, containerID, ip };
+        st.processes.push(server);
+      });
+      return ip;
+    } catch (e) {
+      await this.delPod(spec.namespace, spec.name).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async delPod(namespace: string, name: string): Promise<void> {
+    const key = `${namespace}/${name}`;
+    const s = this.state();
+    const pod = s.pods[key];
+    if (!pod)
+      throw new NotFoundError(`no pod ${key} in the lab (pods: ${Object.keys(s.pods).join(', ') || 'none'})`);
+    for (const p of s.processes.filter((x) => x.role === `pod:${key}`)) await stopLabProcess(p);
+    await this.cni('DEL', namespace, name);
+    await deleteNetns(pod.netns);
+    const ds = await this.datastore();
+    await ds.delete('Pod', { namespace, name }).catch((e: unknown) => {
+      if (!(e instanceof NotFoundError)) throw e;
+    });
+    this.save((st) => {
+      delete st.pods[key];
+      st.namespaces = st.namespaces.filter((n) => n !== pod.netns);
+      st.processes = st.processes.filter((x) => x.role !== `pod:${key}`);
+    });
+  }
+
+  /** Runs the `tern` executable in the node's namespace with a runtime's env and stdin. */
+  private async cni(command: 'ADD' | 'DEL', namespace: string, name: string): Promise<string> {
+    const s = this.state();
+    const pod = s.pods[`${namespace}/${name}`]!;
+    const node = s.nodes[pod.node]!;
+    const conf = JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'tern',
+      type: 'tern',
+      agentSocket: node.cniSocket,
+    });
+    const r = await execa(
+      'ip',
+      ['netns', 'exec', node.netns, process.execPath, join(this.options.repo, 'dist/cni/main.js')],
+      {
+        input: conf,
+        reject: false,
+        env: {
+          CNI_COMMAND: command,
+          CNI_CONTAINERID: pod.containerID,
+          CNI_NETNS: `/var/run/netns/${pod.netns}`,
+          CNI_IFNAME: 'eth0',
+          CNI_PATH: '/usr/lib/cni',
+          CNI_ARGS: `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`,
+        },
+      },
+    );
+    if (r.exitCode !== 0) {
+      let msg = r.stdout || r.stderr;
+      try {
+        const err = JSON.parse(r.stdout) as { code: number; msg: string; details?: string };
+        msg = `code ${err.code}: ${err.msg}${err.details ? ` (${err.details})` : ''}`;
+      } catch {
+        /* not CNI error JSON */
+      }
+      throw new Error(`CNI ${command} for ${namespace}/${name} failed: ${msg}`);
+    }
+    return r.stdout;
+  }
+
+  // ---- objects ----------------------------------------------------------------------------
+
+  /** Creates or updates objects (validated first: a bad one is rejected and nothing of it written). */
+  async apply(objects: readonly unknown[]): Promise<string[]> {
+    const parsed = objects.map((o, i) => {
+      try {
+        return parseResource(o);
+      } catch (e) {
+        if (e instanceof ValidationError)
+          throw new ValidationError(
+            `object ${i + 1} (${describe(o)}): ${e.field}`,
+            e.message.slice(e.field.length + 2),
+          );
+        throw e;
+      }
+    });
+    const ds = await this.datastore();
+    const done: string[] = [];
+    for (const obj of parsed) {
+      if (obj.kind === 'Pod') {
+        const pod = obj as Pod;
+        if (!pod.spec?.nodeName)
+          throw new ValidationError(`Pod ${describe(pod)}: spec.nodeName`, 'must name a lab node');
+        await this.addPod({
+          namespace: pod.metadata.namespace!,
+          name: pod.metadata.name,
+          node: pod.spec.nodeName,
+          labels: pod.metadata.labels ?? {},
+        });
+        done.push(`pod/${pod.metadata.namespace}/${pod.metadata.name} created`);
+        continue;
+      }
+      const existing = await ds.get(obj.kind as Kind, keyOf(obj.metadata));
+      if (existing) {
+        obj.metadata.resourceVersion = existing.metadata.resourceVersion;
+        await ds.update<Kind>(obj);
+        done.push(`${obj.kind.toLowerCase()}/${describe(obj)} configured`);
+      } else {
+        await ds.create<Kind>(obj);
+        done.push(`${obj.kind.toLowerCase()}/${describe(obj)} created`);
+      }
+    }
+    return done;
+  }
+
+  async delete(objects: readonly unknown[]): Promise<string[]> {
+    const ds = await this.datastore();
+    const done: string[] = [];
+    for (const o of objects) {
+      const obj = o as AnyResource;
+      const kind = (o as { kind?: string })?.kind;
+      const name = (o as { metadata?: { name?: string } })?.metadata?.name;
+      if (typeof kind !== 'string' || typeof name !== 'string') {
+        throw new ValidationError(describe(o), 'needs kind and metadata.name');
+      }
+      if (kind === 'Pod') {
+        await this.delPod(obj.metadata.namespace ?? 'default', name);
+      } else {
+        await ds.delete(kind as Kind, keyOf(obj.metadata));
+      }
+      done.push(`${kind.toLowerCase()}/${describe(o)} deleted`);
+    }
+    return done;
+  }
+
+  // ---- observation ------------------------------------------------------------------------
+
+  async torPeers(): Promise<TorPeer[]> {
+    const s = this.state();
+    const t = this.topology();
+    return torPeers({
+      kind: t.tor.kind as TorKind,
+      dir: this.dir,
+      nodes: Object.entries(s.nodes).map(([name, n]) => ({ name, address: n.address, asn: 0 })),
+    });
+  }
+
+  async nodeStatus(node: string): Promise<unknown> {
+    const n = this.state().nodes[node];
+    if (!n) throw new ValidationError('node', `unknown node ${JSON.stringify(node)}`);
+    return callAgent(n.agentSocket, '/v1/status');
+  }
+
+  /** Every ordered pair of pods, one port and protocol. */
+  async probe(options: { port?: number; protocol?: Protocol; timeoutMs?: number } = {}): Promise<Matrix> {
+    const s = this.state();
+    const port = options.port ?? 80;
+    const protocol = options.protocol ?? 'TCP';
+    const pods = Object.keys(s.pods).sort();
+    const results = await Promise.all(
+      pods.map(async (from) => {
+        const targets: ProbeTarget[] = pods
+          .filter((to) => to !== from && s.pods[to]!.ip)
+          .map((to) => ({ address: s.pods[to]!.ip!, port, protocol, expect: to }));
+        const out = await runIn(s.pods[from]!.netns, [
+          process.execPath,
+          join(this.options.repo, 'dist/deploy/lab/probe.js'),
+          String(options.timeoutMs ?? 1000),
+          JSON.stringify(targets),
+        ]);
+        return (JSON.parse(out) as ProbeResult[]).map((r) => ({
+          from,
+          to: r.expect,
+          outcome: r.outcome,
+          ...(r.detail ? { detail: r.detail } : {}),
+        }));
+      }),
+    );
+    return { port, protocol, pods, cells: results.flat() };
+  }
+
+  formatMatrix(m: Matrix): string {
+    return formatMatrix(m);
+  }
+
+  /** Network namespace of `ns/pod` or of a node. */
+  netnsOf(target: string): string {
+    const s = this.state();
+    if (target.includes('/')) {
+      const pod = s.pods[target];
+      if (!pod)
+        throw new NotFoundError(`no pod ${target} in the lab (pods: ${Object.keys(s.pods).join(', ')})`);
+      return pod.netns;
+    }
+    if (target === 'tor') return `${this.prefix}tor`;
+    const node = s.nodes[target];
+    if (!node)
+      throw new NotFoundError(
+        `no node ${JSON.stringify(target)} in the lab (nodes: ${Object.keys(s.nodes).join(', ')}, tor)`,
+      );
+    return node.netns;
+  }
+
+  // ---- down -------------------------------------------------------------------------------
+
+  /** Removes every process, namespace and file the lab made, from its state file and by name. */
+  async down(): Promise<{ processes: number; namespaces: number }> {
+    await this.close();
+    const s = this.file.exists() ? this.file.read() : undefined;
+    let processes = 0;
+    for (const p of [...(s?.processes ?? [])].reverse()) {
+      if (isOurs(p)) processes++;
+      await stopLabProcess(p);
+    }
+    const names = new Set([...(s?.namespaces ?? []), ...(await listNetns(this.prefix))]);
+    for (const n of names) await deleteNetns(n);
+    this.file.remove();
+    return { processes, namespaces: names.size };
+  }
+}
+
+function describe(o: unknown): string {
+  const m = (o as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
+  const name = typeof m?.name === 'string' ? m.name : '?';
+  return typeof m?.namespace === 'string' ? `${m.namespace}/${name}` : name;
+}
+
+/** True when route destination `dst` (CIDR, or a bare address for a host route) covers `cidr`. */
+function covers(dst: string, cidr: string): boolean {
+  const route = parseCidr(dst.includes('/') ? dst : `${dst}/${dst.includes(':') ? 128 : 32}`, 'dst', false);
+  return containsCidr(route, parseCidr(cidr));
+}
+
+function runIn(netns: string, argv: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`probe in ${netns} failed: ${err}`)),
+    );
+  });
+}
