@@ -29,6 +29,7 @@ import {
   type Allocation,
   type Cidr,
   type IPAMBlock,
+  type IpAddr,
   type Labels,
 } from '../model/index.js';
 import {
@@ -115,6 +116,10 @@ export class Ipam {
   private readonly pools: PoolCache;
   private readonly blocks: BlockStore;
   private readonly nodeLocks = new KeyedMutex();
+  /** Assign and release of one attachment never overlap (a DEL racing its own ADD). */
+  private readonly attachmentLocks = new KeyedMutex();
+  /** Attachments whose assign is running: GC never frees them. */
+  private readonly inFlight = new Set<string>();
   private readonly loaded = new Map<string, Promise<void>>();
   /** Attachment → names of the blocks where this process knows it holds addresses. */
   private readonly index = new Map<string, Set<string>>();
@@ -139,39 +144,57 @@ export class Ipam {
   async assign(req: AssignRequest): Promise<AssignResult> {
     validateAttachment(req.attachment);
     requireText(req.node, 'node');
-    return this.nodeLocks.run(req.node, async () => {
-      await this.ensureLoaded(req.node);
-      const existing = await this.heldAlready(req.attachment);
-      if (existing.length > 0) return { addresses: existing.map((r) => this.assigned(r, req.node)) };
-      const [pools, labels] = await Promise.all([this.pools.get(), this.nodeLabels(req)]);
-      const plans = planAddresses(req, pools, labels);
-      const placed: Placed[] = [];
-      try {
-        for (const plan of plans) placed.push(await this.place(plan, req));
-      } catch (e) {
-        await this.rollback(placed, req.attachment);
-        throw e;
-      }
-      return {
-        addresses: placed.map((p) => {
-          const ip = addressAt(p.cidr, p.offset);
-          return {
-            family: ip.family,
-            address: formatIp(ip),
-            cidr: formatCidr(hostCidr(ip)),
-            block: formatCidr(p.cidr),
-            pool: p.pool,
-            borrowed: p.affinity !== req.node,
-          };
-        }),
-      };
-    });
+    const k = keyOfAttachment(req.attachment);
+    return this.attachmentLocks.run(k, () =>
+      this.nodeLocks.run(req.node, async () => {
+        this.inFlight.add(k);
+        try {
+          return await this.assignLocked(req);
+        } finally {
+          this.inFlight.delete(k);
+        }
+      }),
+    );
+  }
+
+  private async assignLocked(req: AssignRequest): Promise<AssignResult> {
+    await this.ensureLoaded(req.node);
+    const held = await this.heldAlready(req.attachment);
+    const [pools, labels] = await Promise.all([this.pools.get(), this.nodeLabels(req)]);
+    // A retried ADD keeps what it holds and only completes the families it lacks.
+    const plans = planAddresses(req, pools, labels).filter((p) => !held.some((h) => h.family === p.family));
+    const placed: Placed[] = [];
+    try {
+      for (const plan of plans) placed.push(await this.place(plan, req));
+    } catch (e) {
+      await this.rollback(placed, req.attachment);
+      throw e;
+    }
+    const addresses = [
+      ...held.map((r) => this.assigned(r, req.node)),
+      ...placed.map((p) => {
+        const ip = addressAt(p.cidr, p.offset);
+        return {
+          family: ip.family,
+          address: formatIp(ip),
+          cidr: formatCidr(hostCidr(ip)),
+          block: formatCidr(p.cidr),
+          pool: p.pool,
+          borrowed: p.affinity !== req.node,
+        };
+      }),
+    ];
+    return { addresses: addresses.sort((a, b) => a.family - b.family) };
   }
 
   /** Frees every address the attachment holds; releasing what is not held is not an error. */
   async release(key: AttachmentKey): Promise<AllocationRecord[]> {
     validateKey(key);
     const k = keyOfAttachment(key);
+    return this.attachmentLocks.run(k, () => this.releaseLocked(key, k));
+  }
+
+  private async releaseLocked(key: AttachmentKey, k: string): Promise<AllocationRecord[]> {
     const known = [...(this.index.get(k) ?? [])];
     let released = (await Promise.all(known.map((name) => this.releaseIn(name, key)))).flat();
     if (released.length === 0) {
@@ -211,7 +234,11 @@ export class Ipam {
    */
   async gc(isValid: (alloc: AllocationRecord) => boolean, scope: GcScope = {}): Promise<GcResult> {
     const inScope = (r: AllocationRecord) => scope.node === undefined || r.node === scope.node;
-    const stale = (r: AllocationRecord) => inScope(r) && !isValid(r);
+    const adding = (r: AllocationRecord) =>
+      r.containerID !== undefined &&
+      r.ifname !== undefined &&
+      this.inFlight.has(keyOfAttachment({ containerID: r.containerID, ifname: r.ifname }));
+    const stale = (r: AllocationRecord) => inScope(r) && !adding(r) && !isValid(r);
     const released: AllocationRecord[] = [];
     const all = await this.blocks.list();
     for (const b of all) {
@@ -330,8 +357,7 @@ export class Ipam {
    */
   private async placeFixed(plan: Extract<FamilyPlan, { kind: 'fixed' }>, alloc: Allocation): Promise<Placed> {
     const { address, pool } = plan;
-    const existing = [...this.blocks.cached()].find((b) => containsIp(blockCidr(b), address));
-    const cidr = existing ? blockCidr(existing) : blockContaining(address, pool.blockSize);
+    const cidr = await this.blockCovering(address, pool);
     const name = blockName(cidr);
     const offset = offsetOf(cidr, address);
     return this.blocks.modify(
@@ -349,6 +375,20 @@ export class Ipam {
       },
       { confirmNegative: true },
     );
+  }
+
+  /**
+   * The block that holds (or will hold) `address`: a known block containing it, else the
+   * pool's block of its size, unless a block of another size (the pool's blockSize was
+   * changed) already covers the address: never two blocks for one address.
+   */
+  private async blockCovering(address: IpAddr, pool: Pool): Promise<Cidr> {
+    const cached = [...this.blocks.cached()].find((b) => containsIp(blockCidr(b), address));
+    if (cached) return blockCidr(cached);
+    const natural = blockContaining(address, pool.blockSize);
+    if (await this.blocks.read(blockName(natural))) return natural;
+    const other = (await this.blocks.list()).find((b) => containsIp(blockCidr(b), address));
+    return other ? blockCidr(other) : natural;
   }
 
   /** Own blocks first, then claim a free block, then borrow; ExhaustedError when none. */
@@ -469,11 +509,21 @@ export class Ipam {
     });
   }
 
-  /** Undoes the placements of a failed multi-family request; the first error is what the caller sees. */
+  /** Undoes the placements of a failed request; the first error is what the caller sees. */
   private async rollback(placed: Placed[], key: AttachmentKey): Promise<void> {
     for (const p of placed.reverse()) {
       try {
-        await this.releaseIn(p.block, key);
+        const offset = String(p.offset);
+        await this.blocks.modify(
+          p.block,
+          (cur) => {
+            const a = cur?.spec.allocations[offset];
+            if (!cur || !a || !heldBy(a, key)) return { result: undefined };
+            return { result: undefined, write: this.afterRemoval(withoutOffsets(cur, [offset])) };
+          },
+          { confirmNegative: true },
+        );
+        this.unindexBlock(key, p.block);
       } catch (e) {
         this.log.error(
           { err: e, block: p.block, offset: p.offset },
@@ -481,7 +531,6 @@ export class Ipam {
         );
       }
     }
-    this.index.delete(keyOfAttachment(key));
   }
 
   // ---- release ----
@@ -543,9 +592,13 @@ export class Ipam {
 
   private unindex(r: AllocationRecord): void {
     if (r.containerID === undefined || r.ifname === undefined) return;
-    const k = keyOfAttachment({ containerID: r.containerID, ifname: r.ifname });
+    this.unindexBlock({ containerID: r.containerID, ifname: r.ifname }, blockName(parseCidr(r.block)));
+  }
+
+  private unindexBlock(key: AttachmentKey, block: string): void {
+    const k = keyOfAttachment(key);
     const names = this.index.get(k);
-    names?.delete(blockName(parseCidr(r.block)));
+    names?.delete(block);
     if (names?.size === 0) this.index.delete(k);
   }
 }
