@@ -60,9 +60,10 @@ async function main(): Promise<void> {
   const holdMs = Number(values['hold-add-ms']);
   const hooks: AgentHooks =
     holdMs > 0 ? { beforeReturnAdd: () => new Promise((r) => setTimeout(r, holdMs)) } : {};
+  const dataplane = new LinuxDataplane();
   const handler = new CniHandler({
     ipam: new NodeIpam(ipam, { node: values.node, nodeLabels: () => ({}) }),
-    dataplane: new LinuxDataplane(),
+    dataplane,
     hooks,
     logger: log,
   });
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
   await server.start();
   const stop = async () => {
     await server.close();
+    dataplane.close();
     await ipam.close();
     await datastore.close();
     process.exit(0);

@@ -2,14 +2,15 @@
 //
 // Container side: ONE exec, `nsenter --net=<CNI_NETNS> ip -batch -`, creates the pair inside the
 // pod's netns with the peer placed straight into the agent's netns (`netns <agent pid>`), and
-// configures addresses, routes and the gateway neighbour. Host side: sysctls through /proc (no
-// exec) and ONE `ip -batch -` (owner alias, up, /32 and /128 routes). DEL and GC never enter the
-// pod's netns: deleting the host end removes the container end and every route through it.
+// configures addresses, routes and the gateway neighbour. Host side: no exec at all — sysctls
+// through /proc, owner alias, up and the /32 and /128 routes over rtnetlink. DEL and GC never enter
+// the pod's netns: deleting the host end removes the container end and every route through it.
 import { randomBytes } from 'node:crypto';
 import { formatIp, type IpAddr } from '../../model/index.js';
 import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, ROUTE_PROTOCOL } from '../../model/routing.js';
 import type { Dataplane, HostVeth, VethOwner, VethResult, VethSpec } from '../ports.js';
-import { CommandError, ipBatch, run, runOk } from './exec.js';
+import { CommandError, ipBatch, run } from './exec.js';
+import { HostNetlink, netlinkErrno } from './host-netlink.js';
 import {
   defaultRouteInterface,
   ipv6Enabled,
@@ -63,9 +64,15 @@ export interface LinuxDataplaneOptions {
 
 export class LinuxDataplane implements Dataplane {
   private readonly hostPid: number;
+  private readonly netlink = new HostNetlink();
 
   constructor(options: LinuxDataplaneOptions = {}) {
     this.hostPid = options.hostPid ?? process.pid;
+  }
+
+  /** Closes the rtnetlink socket. */
+  close(): void {
+    this.netlink.close();
   }
 
   async detectMtu(): Promise<number> {
@@ -137,40 +144,41 @@ export class LinuxDataplane implements Dataplane {
       );
     }
     await Promise.all(sysctls);
-    const routes = spec.ips.map((ip) => hostRoute(ip, h));
-    try {
-      await ipBatch([
-        `link set dev ${h} alias ${ownerAlias(spec.owner)} up`,
-        ...routes.map((r) => `route add ${r}`),
-      ]);
-    } catch (e) {
-      if (!(e instanceof CommandError) || !/File exists/.test(e.result.stderr)) throw e;
-      await this.takeOverRoutes(spec);
+    const index = await this.netlink.ifindex(h);
+    if (index === undefined) throw new DataplaneError(`host veth ${h} did not appear in the host netns`);
+    await this.netlink.upWithAlias(index, ownerAlias(spec.owner));
+    for (const ip of spec.ips) {
+      try {
+        await this.netlink.addPodRoute(ip, index);
+      } catch (e) {
+        if (netlinkErrno(e) !== 'EEXIST') throw e;
+        await this.takeOverRoute(ip, spec.hostVeth, index);
+      }
     }
   }
 
   /**
    * A host route to the pod's address already exists. Another pod's route (tern's pod protocol
-   * through another live veth) is a conflict and fails the ADD; anything else (a BGP route of a
+   * through another live link) is a conflict and fails the ADD; anything else (a BGP route of a
    * stable address that moved here, a leftover blackhole) is replaced.
    */
-  private async takeOverRoutes(spec: VethSpec): Promise<void> {
-    for (const ip of spec.ips) {
-      const dst = `${formatIp(ip)}/${ip.family === 4 ? 32 : 128}`;
-      const out = await runOk('ip', ['-j', `-${ip.family}`, 'route', 'show', 'exact', dst]);
-      const existing = (JSON.parse(out || '[]') as { dev?: string; protocol?: string }[]).find(
-        (r) => r.dev && r.dev !== spec.hostVeth && r.protocol === String(ROUTE_PROTOCOL.pod),
+  private async takeOverRoute(ip: IpAddr, hostVeth: string, index: number): Promise<void> {
+    const other = (await this.netlink.routesTo(ip)).find(
+      (r) => r.oif !== index && r.protocol === ROUTE_PROTOCOL.pod,
+    );
+    if (other) {
+      throw new DataplaneError(
+        `address ${formatIp(ip)} is already routed to ifindex ${other.oif} (another pod), not ${hostVeth}`,
       );
-      if (existing)
-        throw new DataplaneError(`address ${dst} is already routed to ${existing.dev} (another pod)`);
     }
-    await ipBatch(spec.ips.map((ip) => `route replace ${hostRoute(ip, spec.hostVeth)}`));
+    await this.netlink.addPodRoute(ip, index, true);
   }
 
   private async deleteLink(name: string, mustSucceed = false): Promise<void> {
-    const r = await run('ip', ['link', 'del', 'dev', name]);
-    if (r.code !== 0 && mustSucceed && !/Cannot find device/.test(r.stderr)) {
-      throw new DataplaneError(`deleting ${name}: ${r.stderr.trim()}`);
+    try {
+      await this.netlink.deleteLink(name);
+    } catch (e) {
+      if (mustSucceed) throw new DataplaneError(`deleting ${name}: ${describe(e)}`, { cause: e });
     }
   }
 
@@ -200,21 +208,16 @@ export class LinuxDataplane implements Dataplane {
       const got = await readSysctl(section, ifname, key);
       if (got !== value) problems.push(`net.${section}.${ifname}.${key} is ${got}, want ${value}`);
     }
-    const routes = await hostRoutesVia(h);
+    const index = await this.netlink.ifindex(h);
+    const routes = index === undefined ? [] : await this.netlink.routesVia(index);
     for (const ip of spec.ips) {
       const dst = formatIp(ip);
-      if (!routes.some((r) => r.dst === dst && r.protocol === String(ROUTE_PROTOCOL.pod))) {
+      if (!routes.some((r) => r.dst === dst && r.protocol === ROUTE_PROTOCOL.pod)) {
         problems.push(`host route ${dst} dev ${h} proto ${ROUTE_PROTOCOL.pod} is missing`);
       }
     }
     return problems;
   }
-}
-
-function hostRoute(ip: IpAddr, hostVeth: string): string {
-  return ip.family === 4
-    ? `${formatIp(ip)}/32 dev ${hostVeth} proto ${ROUTE_PROTOCOL.pod} scope link`
-    : `${formatIp(ip)}/128 dev ${hostVeth} proto ${ROUTE_PROTOCOL.pod}`;
 }
 
 export function podSideCommands(spec: VethSpec, containerMac: string, hostPid: number): string[] {
@@ -249,14 +252,6 @@ interface JsonRoute {
   dev?: string;
   protocol?: string;
   scope?: string;
-}
-
-async function hostRoutesVia(dev: string): Promise<JsonRoute[]> {
-  const [v4, v6] = await Promise.all([
-    runOk('ip', ['-j', '-4', 'route', 'show', 'dev', dev]),
-    runOk('ip', ['-j', '-6', 'route', 'show', 'dev', dev]),
-  ]);
-  return [...parseJsonList<JsonRoute>(v4), ...parseJsonList<JsonRoute>(v6)];
 }
 
 function parseJsonList<T>(text: string): T[] {

@@ -1,0 +1,142 @@
+// ADD/DEL latency of `tern` (the real executable + the warm agent) against Debian's reference
+// `ptp` + `host-local`, and the floor of any Node executable (`node -e 0`), in the same run, on the
+// same node netns. Every plugin runs as a runtime would run it (env + stdin), under
+// `nsenter --net=<node>` so all three pay the same exec cost. Then 50 concurrent ADDs and DELs.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CniLab, TERN_BIN, k8sArgs, runPlugin, type TernOutput } from '../../test/integration/cni/harness.js';
+
+const ROUNDS = Number(process.env.TERN_CNI_BENCH_ROUNDS) || 100;
+const CONCURRENT = 50;
+
+const lab = new CniLab({ pools: ['bench=10.70.0.0/16,26'] });
+let dataDir = '';
+
+beforeAll(async () => {
+  await lab.start();
+  dataDir = await mkdtemp(join(tmpdir(), 'tern-bench-hostlocal-'));
+}, 300_000);
+afterAll(async () => {
+  await lab.cleanup();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+type Plugin = 'tern' | 'ptp';
+
+function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: string): Promise<TernOutput> {
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: id,
+    CNI_NETNS: netns,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/usr/lib/cni',
+    CNI_ARGS: k8sArgs('bench', id),
+    TERN_CNI_SOCKET: lab.socket,
+  };
+  const conf =
+    plugin === 'tern'
+      ? { cniVersion: '1.0.0', name: 'bench-tern', type: 'tern' }
+      : {
+          cniVersion: '1.0.0',
+          name: 'bench-ptp',
+          type: 'ptp',
+          ipMasq: false,
+          mtu: 1400,
+          ipam: { type: 'host-local', ranges: [[{ subnet: '10.71.0.0/16' }]], dataDir },
+        };
+  const nsenter = ['nsenter', `--net=/var/run/netns/${lab.node}`];
+  const prefix = plugin === 'tern' ? [...nsenter, process.execPath] : nsenter;
+  const bin = plugin === 'tern' ? TERN_BIN : '/usr/lib/cni/ptp';
+  return runPlugin(bin, env, JSON.stringify(conf), prefix);
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const v = await fn();
+  return [performance.now() - t0, v];
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const fmt = (x: number) => x.toFixed(1).padStart(8);
+
+describe('CNI ADD/DEL latency', () => {
+  it(`${ROUNDS} sequential ADD+DEL per plugin, the node -e 0 floor, and ${CONCURRENT} concurrent ADDs`, async () => {
+    const samples: Record<string, number[]> = {};
+    const add = (k: string, ms: number) => (samples[k] ??= []).push(ms);
+    const pods = { tern: await lab.pod('bt'), ptp: await lab.pod('bp') };
+    const floorEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    // Interleave the plugins round by round so load changes on the machine hit all of them alike.
+    for (let i = 0; i < ROUNDS; i++) {
+      const [floor] = await timed(() =>
+        runPlugin('0', floorEnv, '', ['nsenter', `--net=/var/run/netns/${lab.node}`, process.execPath, '-e']),
+      );
+      add('node -e 0', floor);
+      for (const plugin of ['tern', 'ptp'] as const) {
+        const id = `${plugin}${i}`;
+        const [a, ra] = await timed(() => invoke(plugin, 'ADD', id, pods[plugin].path));
+        expect(ra.code, `${plugin} ADD: ${ra.stdout}${ra.stderr}`).toBe(0);
+        const [d, rd] = await timed(() => invoke(plugin, 'DEL', id, pods[plugin].path));
+        expect(rd.code, `${plugin} DEL: ${rd.stdout}${rd.stderr}`).toBe(0);
+        add(`${plugin} ADD`, a);
+        add(`${plugin} DEL`, d);
+      }
+    }
+
+    const concurrent: Record<string, { wall: number; each: number[]; delWall: number }> = {};
+    for (const plugin of ['tern', 'ptp'] as const) {
+      const nss = await Promise.all(
+        Array.from({ length: CONCURRENT }, (_, i) => lab.pod(`${plugin[0]}c${i}`)),
+      );
+      const each: number[] = [];
+      const [wall, adds] = await timed(() =>
+        Promise.all(
+          nss.map(async (ns, i) => {
+            const [ms, r] = await timed(() => invoke(plugin, 'ADD', `${plugin}c${i}`, ns.path));
+            each.push(ms);
+            return r;
+          }),
+        ),
+      );
+      expect(adds.filter((r) => r.code !== 0).map((r) => r.stdout)).toEqual([]);
+      const ips = adds.map((r) => (r.json?.ips as { address: string }[])[0]!.address);
+      expect(new Set(ips).size).toBe(CONCURRENT);
+      const [delWall, dels] = await timed(() =>
+        Promise.all(nss.map((ns, i) => invoke(plugin, 'DEL', `${plugin}c${i}`, ns.path))),
+      );
+      expect(dels.map((r) => r.code)).toEqual(dels.map(() => 0));
+      concurrent[plugin] = { wall, each, delWall };
+    }
+    expect(await lab.residue()).toEqual({ veths: [], routes: [] });
+
+    const floor = pct(samples['node -e 0']!, 50);
+    const rows = ['node -e 0', 'tern ADD', 'ptp ADD', 'tern DEL', 'ptp DEL'].map(
+      (k) =>
+        `${k.padEnd(12)}${fmt(pct(samples[k]!, 50))}${fmt(pct(samples[k]!, 99))}${fmt(pct(samples[k]!, 50) - floor)}`,
+    );
+    const ratio = (k: string) => (pct(samples[`tern ${k}`]!, 50) / pct(samples[`ptp ${k}`]!, 50)).toFixed(2);
+    const conc = (['tern', 'ptp'] as const).map(
+      (p) =>
+        `${p.padEnd(12)}${fmt(concurrent[p]!.wall)}${fmt(pct(concurrent[p]!.each, 50))}${fmt(pct(concurrent[p]!.each, 99))}${fmt(concurrent[p]!.delWall)}`,
+    );
+    console.log(
+      [
+        '',
+        `CNI latency, ms (${ROUNDS} sequential rounds, interleaved; exec under nsenter --net for all)`,
+        `${'what'.padEnd(12)}${'p50'.padStart(8)}${'p99'.padStart(8)}${'p50-floor'.padStart(10)}`,
+        ...rows,
+        `ratio tern/ptp p50: ADD ${ratio('ADD')}, DEL ${ratio('DEL')}`,
+        '',
+        `${CONCURRENT} concurrent ADDs then ${CONCURRENT} concurrent DELs, ms`,
+        `${'plugin'.padEnd(12)}${'ADD wall'.padStart(8)}${'ADD p50'.padStart(8)}${'ADD p99'.padStart(8)}${'DEL wall'.padStart(8)}`,
+        ...conc,
+        '',
+      ].join('\n'),
+    );
+  });
+});
