@@ -51,8 +51,12 @@ export class PolicyApplier {
   /** Makes the kernel match `desired` whatever it holds now (first start, repair). */
   async applyFull(desired: DesiredState): Promise<ApplyStats> {
     let commands = 0;
-    const existingSets = await this.listSets();
-    commands++;
+    // Read everything first, side by side: the sets that exist and each family's tern chains.
+    const [existingSets, ...current] = await Promise.all([
+      this.listSets(),
+      ...desired.families.map((f) => this.readChains(f)),
+    ]);
+    commands += 1 + current.length;
     const setText = ipsetRestoreText(desired.sets.values(), existingSets);
     if (setText) {
       await this.run('ipset', ['restore'], setText);
@@ -60,16 +64,16 @@ export class PolicyApplier {
     }
     // The families are separate tables: restore them side by side.
     const perFamily = await Promise.all(
-      desired.families.map(async (f) => {
-        const current = await this.readChains(f);
+      desired.families.map(async (f, i) => {
+        const now = current[i]!;
         const want = desired.chains[f];
-        const remove = [...current.chains.keys()].filter((c) => !want.has(c));
-        const insertHooks = desired.hooks.filter((h) => !current.hooks.has(hookRule(h)));
+        const remove = [...now.chains.keys()].filter((c) => !want.has(c));
+        const insertHooks = desired.hooks.filter((h) => !now.hooks.has(hookRule(h)));
         await this.restoreChains(f, { write: want, remove, insertHooks });
         return { written: want.size, removed: remove.length };
       }),
     );
-    commands += 2 * perFamily.length;
+    commands += perFamily.length;
     const chainsWritten = perFamily.reduce((n, r) => n + r.written, 0);
     const chainsRemoved = perFamily.reduce((n, r) => n + r.removed, 0);
     const stale = [...existingSets].filter((s) => !desired.sets.has(s));

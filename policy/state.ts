@@ -4,7 +4,7 @@
 // re-renders its own chains and the endpoints it selects. `render()` re-renders only what
 // changed and returns an immutable snapshot sharing the unchanged parts.
 import { type Labels, type NetworkPolicy } from '../model/index.js';
-import { endpointChain, policyChain, setName } from './names.js';
+import { CHAINS, endpointChain, policyChain, setName } from './names.js';
 import { cidrMembers, namespaceLabels, podMembers, selectsPod, setType, specFamilies } from './membership.js';
 import { networkPolicyId, networkPolicyRules } from './network-policy.js';
 import { dispatchChains, endpointChainRules, HOOKS, policyChainRules, staticChains } from './render.js';
@@ -252,8 +252,12 @@ export class PolicyState {
         ingress: e.ingress.length > 0,
         egress: e.egress.length > 0,
       }));
+      const dispatch = dispatchChains(rows);
       for (const f of this.families) {
-        for (const [name, lines] of dispatchChains(rows)) this.setChain(f, name, lines);
+        for (const name of this.renderedChains[f].keys()) {
+          if (isDispatchSubChain(name) && !dispatch.has(name)) this.renderedChains[f].delete(name);
+        }
+        for (const [name, lines] of dispatch) this.setChain(f, name, lines);
       }
     }
     return {
@@ -409,6 +413,9 @@ export class PolicyState {
     }
   }
 }
+
+const isDispatchSubChain = (name: string): boolean =>
+  name.startsWith(`${CHAINS.fromWorkload}-`) || name.startsWith(`${CHAINS.toWorkload}-`);
 
 function addTo<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
   let set = index.get(key);

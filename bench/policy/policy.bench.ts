@@ -1,10 +1,11 @@
 // 1000 pods, 500 NetworkPolicies: compile time; apply time against raw `ipset restore` +
 // `iptables-restore` of the same text; latency of one label change; and request/response and
 // connection rates between two real pods with those policies against none. All in namespaces.
+import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import type { NetworkPolicy } from '../../model/index.js';
+import { hostVethName, type NetworkPolicy } from '../../model/index.js';
 import {
   compile,
   netnsRunner,
@@ -56,7 +57,7 @@ function cluster(lab: PolicyLab): {
         { name: 'http', port: 8080, protocol: 'TCP' },
         { name: 'metrics', port: 9090, protocol: 'TCP' },
       ],
-      hostInterfaces: local ? [`ternfake${i.toString(16).padStart(7, '0')}`] : [],
+      hostInterfaces: local ? [hostVethName(`ns${i % NAMESPACES}`, `pod${i}`, 'eth0')] : [],
     });
   }
   const policies: NetworkPolicy[] = [];
@@ -375,6 +376,9 @@ test('policy bench: 1000 pods, 500 policies', async () => {
   console.log(
     [
       `policy bench: ${PODS} pods (${LOCAL} local), ${input.policies.length} policies, ${NAMESPACES} namespaces`,
+      `(load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} on ${availableParallelism()} CPUs: absolute times are inflated when the machine is busy)`,
       line(header),
       widths.map((w) => '-'.repeat(w)).join('-|-'),
       ...rows.map(line),

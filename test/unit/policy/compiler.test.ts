@@ -6,11 +6,12 @@ import {
   networkPolicyId,
   policyChain,
   setName,
+  PolicyState,
   type Compiled,
   type PolicyPod,
 } from '../../../policy/index.js';
 import { canonicalJson } from '../../../policy/canonical.js';
-import type { NetworkPolicy } from '../../../model/index.js';
+import { hostVethName, type NetworkPolicy } from '../../../model/index.js';
 import { NODE, namespaces, np, pod, pods } from './fixtures.js';
 
 const build = (policies: NetworkPolicy[], podList: PolicyPod[] = pods): Compiled =>
@@ -125,6 +126,33 @@ describe('compiler: chain layout', () => {
     expect(chain(c, CHAINS.fromWorkload)).toEqual([`-A tern-from-wl -i ternxb0000000 -g ${we('x/b')}`]);
     expect(chain(c, we('x/b'))).toContain(`-A ${we('x/b')} -j DROP`);
   });
+});
+
+test('with many local endpoints dispatch goes through one sub-chain per veth hash digit', () => {
+  const many = Array.from({ length: 40 }, (_, i) => ({
+    ...pod('x', `p${i}`, 10 + i, true),
+    hostInterfaces: [hostVethName('x', `p${i}`, 'eth0')],
+  }));
+  const state = new PolicyState({ nodeName: NODE });
+  for (const p of many) state.upsertPod(p);
+  state.upsertNetworkPolicy(np('x', 'deny', { podSelector: {} }));
+  const d = state.render();
+  const top = d.chains[4].get(CHAINS.toWorkload)!;
+  const subs = [...d.chains[4].keys()].filter((n) => n.startsWith('tern-to-wl-'));
+  expect(top).toEqual(subs.map((sub) => `-A tern-to-wl -o tern${sub.at(-1)}+ -g ${sub}`));
+  const dispatched = subs.flatMap((sub) => d.chains[4].get(sub)!);
+  expect(dispatched).toHaveLength(40);
+  for (const p of many) {
+    const iface = p.hostInterfaces[0]!;
+    expect(d.chains[4].get(`tern-to-wl-${iface.charAt(4)}`)).toContain(
+      `-A tern-to-wl-${iface.charAt(4)} -o ${iface} -g ${wi(`x/${p.name}`)}`,
+    );
+  }
+  // Back under the threshold: flat again, and the sub-chains are gone.
+  for (const p of many.slice(3)) state.removePod('x', p.name);
+  const flat = state.render();
+  expect([...flat.chains[4].keys()].filter((n) => n.startsWith('tern-to-wl-'))).toEqual([]);
+  expect(flat.chains[4].get(CHAINS.toWorkload)).toHaveLength(3);
 });
 
 describe('compiler: peers become sets', () => {
