@@ -14,7 +14,7 @@ export type Namespace = WithMeta<V1Namespace> & { apiVersion: 'v1'; kind: 'Names
 export type Node = WithMeta<V1Node> & { apiVersion: 'v1'; kind: 'Node' };
 
 const namespacedMeta = objectMetaSchema.extend({
-  namespace: z.string().min(1, 'must be set for a namespaced kind'),
+  namespace: objectMetaSchema.shape.namespace.unwrap().min(1, 'must be set for a namespaced kind'),
 });
 
 const containerPortSchema = z.looseObject({

@@ -6,13 +6,20 @@ export const TERN_API_VERSION = 'tern.network/v1';
 // DNS-1123 subdomain, as Kubernetes names most objects.
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
+// DNS-1123 label, as Kubernetes names namespaces.
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 export const objectMetaSchema = z.object({
   name: z
     .string()
     .min(1, 'must not be empty')
     .max(253, 'must be at most 253 characters')
     .regex(DNS_SUBDOMAIN, 'must be a lowercase DNS-1123 subdomain'),
-  namespace: z.string().min(1).optional(),
+  namespace: z
+    .string()
+    .max(63, 'must be at most 63 characters')
+    .regex(DNS_LABEL, 'must be a lowercase DNS-1123 label')
+    .optional(),
   uid: z.string().optional(),
   resourceVersion: z.string().optional(),
   generation: z.number().int().optional(),

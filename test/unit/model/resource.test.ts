@@ -113,6 +113,9 @@ describe('parseResource names the bad field', () => {
     ['label value not a string', 'Pod', ['metadata', 'labels'], { app: 1 }, 'metadata.labels.app'],
     // scope
     ['namespaced kind without namespace', 'Pod', ['metadata', 'namespace'], undefined, 'metadata.namespace'],
+    ['namespace with a slash', 'Pod', ['metadata', 'namespace'], 'a/b', 'metadata.namespace'],
+    ['namespace with a dot', 'NetworkPolicy', ['metadata', 'namespace'], 'a.b', 'metadata.namespace'],
+    ['empty namespace', 'Pod', ['metadata', 'namespace'], '', 'metadata.namespace'],
     ['cluster-scoped kind with namespace', 'Namespace', ['metadata', 'namespace'], 'x', 'metadata.namespace'],
     [
       'cluster-scoped tern kind with namespace',
