@@ -206,6 +206,19 @@ export class Ipam {
     return released;
   }
 
+  /**
+   * The addresses an attachment holds (CNI CHECK): through the attachment index with fresh
+   * reads of the blocks it names, else one scan of every block.
+   */
+  async allocationsFor(key: AttachmentKey): Promise<AllocationRecord[]> {
+    validateKey(key);
+    const held = await this.heldAlready(key);
+    if (held.length > 0) return held;
+    return (await this.blocks.list())
+      .flatMap((b) => offsetsHeldBy(b, key).map((o) => recordOf(b, o)))
+      .sort((x, y) => x.family - y.family);
+  }
+
   /** Frees one address whatever holds it (`ternctl ipam release`). NotFoundError if free. */
   async releaseAddress(address: string): Promise<AllocationRecord> {
     const ip = parseIp(address, 'address');
@@ -313,7 +326,7 @@ export class Ipam {
   }
 
   /** Addresses the attachment already holds (a retried ADD), confirmed by fresh reads. */
-  private async heldAlready(a: Attachment): Promise<AllocationRecord[]> {
+  private async heldAlready(a: AttachmentKey): Promise<AllocationRecord[]> {
     const names = this.index.get(keyOfAttachment(a));
     if (!names) return [];
     const found: AllocationRecord[] = [];

@@ -201,3 +201,17 @@ describe('queries for the agent and ternctl', () => {
     expect(usage[0]).toMatchObject({ disabled: true, addresses: { used: 0, total: 256 } });
   });
 });
+
+describe('allocationsFor (CNI CHECK)', () => {
+  it('returns exactly the attachment’s addresses, from this process or another', async () => {
+    const ds = await storeWith([pool('v4', '10.95.0.0/24'), pool('v6', 'fd00:95::/120')]);
+    const ipam = ipamOn(ds);
+    const a = await ipam.assign(request('a', 'n1'));
+    await ipam.assign(request('b', 'n1'));
+    const key = { containerID: 'ctr-a', ifname: 'eth0' };
+    expect((await ipam.allocationsFor(key)).map((r) => r.address)).toEqual(addressesOf(a));
+    expect((await ipamOn(ds).allocationsFor(key)).map((r) => r.address)).toEqual(addressesOf(a));
+    await ipam.release(key);
+    expect(await ipam.allocationsFor(key)).toEqual([]);
+  });
+});
