@@ -39,7 +39,7 @@ const A: PathAttributes = Object.freeze({
 });
 const B: PathAttributes = Object.freeze({
   origin: 0,
-  asPath: [{ type: 2, asns: [65000] }],
+  asPath: [{ type: 2 as const, asns: [65000] }],
   nextHop: '10.0.0.1',
   med: 7,
 });

@@ -4,9 +4,10 @@ import { PrefixMap } from '../../../bgp/prefix-map.js';
 import { ipv4Key, type PrefixKey } from '../../../bgp/wire/prefix.js';
 
 describe('PrefixMap', () => {
-  it('agrees with a Map over 200 000 random get/set/delete operations on both families (growth and tombstones included)', () => {
+  it('agrees with a Map over 50 000 random get/set/delete operations on both families (growth and tombstones included)', () => {
     const m = new PrefixMap<number>();
     const ref = new Map<PrefixKey, number>();
+    const mismatches: string[] = [];
     let s = 7;
     const rnd = () => {
       s ^= s << 13;
@@ -14,7 +15,7 @@ describe('PrefixMap', () => {
       s ^= s << 5;
       return s >>> 0;
     };
-    for (let i = 0; i < 200_000; i++) {
+    for (let i = 0; i < 50_000; i++) {
       const len = rnd() % 33;
       const key: PrefixKey =
         i % 10 === 0
@@ -25,13 +26,13 @@ describe('PrefixMap', () => {
         m.set(key, i);
         ref.set(key, i);
       } else if (op === 1) {
-        expect(m.delete(key)).toBe(ref.delete(key));
-      } else {
-        expect(m.get(key)).toBe(ref.get(key));
-        expect(m.has(key)).toBe(ref.has(key));
+        if (m.delete(key) !== ref.delete(key)) mismatches.push(`delete ${key}`);
+      } else if (m.get(key) !== ref.get(key) || m.has(key) !== ref.has(key)) {
+        mismatches.push(`get ${key}`);
       }
-      if (m.size !== ref.size) expect(m.size).toBe(ref.size);
+      if (m.size !== ref.size) mismatches.push(`size after op ${i}`);
     }
+    expect(mismatches).toEqual([]);
     expect(new Map(m.entries())).toEqual(ref);
     m.clear();
     expect(m.size).toBe(0);
