@@ -161,6 +161,42 @@ describe('attachments', () => {
     expect((await del({ id: 'cs', name: 'stale' })).code).toBe(0);
   });
 
+  it('ADD replaces an existing non-pod host route to its address (e.g. a BGP route of a moved stable address)', async () => {
+    const ns = await lab.pod('moved');
+    await lab.ip(['route', 'add', '10.40.0.200/32', 'via', '10.254.0.2', 'proto', '92']);
+    const add = await lab.tern({
+      command: 'ADD',
+      containerId: 'cmoved',
+      netns: ns.path,
+      args: k8sArgs('life', 'moved'),
+      conf: { runtimeConfig: { ips: ['10.40.0.200'] } },
+    });
+    expect(add.code, add.stdout).toBe(0);
+    const route = (await lab.ip(['route', 'show', '10.40.0.200/32'])).stdout;
+    expect(route).toContain(`dev ${hostVethName('life', 'moved', 'eth0')} proto 90`);
+    expect((await del({ id: 'cmoved', name: 'moved' })).code).toBe(0);
+  });
+
+  it('ADD fails (code 103) and leaves nothing when another pod route (proto 90) owns its address', async () => {
+    const ns = await lab.pod('clash');
+    await lab.ip(['route', 'add', '10.40.0.201/32', 'dev', 'up0', 'proto', '90']);
+    try {
+      const before = await lab.residue();
+      const add = await lab.tern({
+        command: 'ADD',
+        containerId: 'cclash',
+        netns: ns.path,
+        args: k8sArgs('life', 'clash'),
+        conf: { runtimeConfig: { ips: ['10.40.0.201'] } },
+      });
+      expect(add.json).toMatchObject({ code: 103 });
+      expect(String(add.json?.msg)).toContain('already routed');
+      expect(await lab.residue()).toEqual(before);
+    } finally {
+      await lab.ip(['route', 'del', '10.40.0.201/32']);
+    }
+  });
+
   it('Multus: eth0 and net1 of two tern networks in one pod, each reachable; DEL of net1 keeps eth0', async () => {
     const eth0 = await addPod();
     const net1 = await addPod({ name: 'tern-b' }, 'net1', eth0);

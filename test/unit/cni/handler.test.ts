@@ -168,6 +168,22 @@ describe('CniHandler ADD', () => {
     expect(errorOf(await call(handler, { ns: '/proc/self/ns/net' })).code).toBe(8);
   });
 
+  it('CNI_NETNS_OVERRIDE=1 allows the agent netns', async () => {
+    const { handler } = setup();
+    const r = await handler.handle({
+      env: {
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: 'c1',
+        CNI_NETNS: '/proc/self/ns/net',
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/x',
+        CNI_NETNS_OVERRIDE: '1',
+      },
+      stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'tern', type: 'tern' }),
+    });
+    expect(r.exitCode).toBe(0);
+  });
+
   it('a netns path that does not exist is code 8', async () => {
     const { handler } = setup();
     expect(errorOf(await call(handler, { ns: join(dir, 'gone') })).code).toBe(8);
