@@ -100,6 +100,25 @@ describe('IPAM on etcd', () => {
     expect(await allocated(c.client())).toEqual([]);
   });
 
+  it('50 concurrent dual-stack assigns on one node, then 50 concurrent releases: distinct addresses, nothing leaked', async () => {
+    const c = cluster();
+    const admin = c.client();
+    await admin.create(pool('v4', '10.125.0.0/24'));
+    await admin.create(pool('v6', 'fd00:125::/112'));
+    const ipam = c.ipam();
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => ipam.assign(request(`p${i}`, 'n1'))),
+    );
+    expect(results.every((r) => r.addresses.map((a) => a.family).join() === '4,6')).toBe(true);
+    expect(new Set(addresses(results)).size).toBe(100);
+    expect(await allocated(admin)).toHaveLength(100);
+    const released = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => ipam.release({ containerID: `ctr-p${i}`, ifname: 'eth0' })),
+    );
+    expect(released.map((r) => r.length)).toEqual(Array(50).fill(2));
+    expect(await allocated(admin)).toEqual([]);
+  });
+
   it('five nodes asking for the same fixed address at once: exactly one gets it', async () => {
     const c = cluster();
     await c.client().create(pool('p', '10.122.0.0/24'));
