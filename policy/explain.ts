@@ -199,3 +199,18 @@ function firstMatch(
   }
   return undefined;
 }
+
+/** Human-readable lines for `ternctl policy explain`. */
+export function formatExplanation(e: Explanation): string {
+  const list = (ids: readonly string[]) => (ids.length > 0 ? ids.join(', ') : '(none: not isolated)');
+  const lines = [
+    `pod ${e.pod}`,
+    `  ingress policies: ${list(e.selectedBy.ingress)}`,
+    `  egress policies:  ${list(e.selectedBy.egress)}`,
+  ];
+  if (e.verdict) {
+    lines.push(`verdict: ${e.verdict.toUpperCase()}`);
+    for (const d of e.decisions) lines.push(`  ${d.verdict === 'allow' ? '✓' : '✗'} ${d.text}`);
+  }
+  return lines.join('\n');
+}

@@ -5,7 +5,14 @@ export { compile, type CompileInput, type Compiled } from './compile.js';
 export { PolicyState, type PolicyStateOptions } from './state.js';
 export { PolicyEngine, type PolicyEngineOptions, type SyncResult } from './engine.js';
 export { PolicyApplier, type ApplyStats, type KernelState } from './applier.js';
-export { explain, type Explanation, type ExplainQuery, type ExplainPeer, type Decision } from './explain.js';
+export {
+  explain,
+  formatExplanation,
+  type Explanation,
+  type ExplainQuery,
+  type ExplainPeer,
+  type Decision,
+} from './explain.js';
 export { hostRunner, netnsRunner, CommandError, type Runner } from './runner.js';
 export { policyPodFromResource, policyNamespaceFromResource } from './pod-input.js';
 export { networkPolicyRules, networkPolicyId } from './network-policy.js';

@@ -151,6 +151,7 @@ export const DISPATCH_TREE_THRESHOLD = 16;
  */
 export function dispatchChains(
   endpoints: readonly { podKey: string; interfaces: readonly string[]; ingress: boolean; egress: boolean }[],
+  treeAbove = DISPATCH_TREE_THRESHOLD,
 ): Map<string, string[]> {
   const rows = endpoints.flatMap((e) => e.interfaces.map((iface) => ({ ...e, iface })));
   rows.sort((a, b) => (a.iface < b.iface ? -1 : a.iface > b.iface ? 1 : 0));
@@ -164,7 +165,7 @@ export function dispatchChains(
       `-A ${chain} ${flag} ${r.iface} -g ${endpointChain(r.podKey, direction)}`;
     const topLines: string[] = [];
     chains.set(top, topLines);
-    if (mine.length <= DISPATCH_TREE_THRESHOLD) {
+    if (mine.length <= treeAbove) {
       topLines.push(...mine.map((r) => rule(top, r)));
       continue;
     }

@@ -29,6 +29,8 @@ export interface PolicyStateOptions {
   readonly nodeName: string;
   readonly families?: readonly Family[];
   readonly marks?: Marks;
+  /** Endpoints per direction above which interface dispatch is two levels deep (default 16). */
+  readonly dispatchTreeAbove?: number;
 }
 
 interface Member {
@@ -73,6 +75,7 @@ export class PolicyState {
   readonly nodeName: string;
   readonly families: readonly Family[];
   readonly marks: Marks;
+  private readonly dispatchTreeAbove: number | undefined;
 
   private readonly pods = new Map<string, PolicyPod>();
   private readonly podsByNamespace = new Map<string, Set<string>>();
@@ -100,6 +103,7 @@ export class PolicyState {
     this.nodeName = options.nodeName;
     this.families = options.families ?? [4, 6];
     this.marks = options.marks ?? DEFAULT_MARKS;
+    this.dispatchTreeAbove = options.dispatchTreeAbove;
     this.renderedChains = { 4: new Map(), 6: new Map() };
     for (const f of this.families) {
       for (const [name, lines] of staticChains(f, this.marks)) this.renderedChains[f].set(name, lines);
@@ -252,7 +256,7 @@ export class PolicyState {
         ingress: e.ingress.length > 0,
         egress: e.egress.length > 0,
       }));
-      const dispatch = dispatchChains(rows);
+      const dispatch = dispatchChains(rows, this.dispatchTreeAbove);
       for (const f of this.families) {
         for (const name of this.renderedChains[f].keys()) {
           if (isDispatchSubChain(name) && !dispatch.has(name)) this.renderedChains[f].delete(name);

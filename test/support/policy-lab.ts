@@ -170,8 +170,8 @@ export class PolicyLab {
   }
 
   /** A policy engine for the lab's node, fed every namespace and pod. */
-  newEngine(): PolicyEngine {
-    const engine = new PolicyEngine({ nodeName: LAB_NODE, runner: this.runner });
+  newEngine(options: { dispatchTreeAbove?: number } = {}): PolicyEngine {
+    const engine = new PolicyEngine({ nodeName: LAB_NODE, runner: this.runner, ...options });
     for (const name of this.namespaceNames) engine.upsertNamespace({ name, labels: {} });
     for (const p of this.pods) engine.upsertPod(this.policyPod(p));
     return engine;

@@ -14,7 +14,9 @@ const installed: [string, string][] = [];
 beforeAll(async () => {
   lab = await PolicyLab.create();
   keys = lab.pods.map((p) => p.key);
-  engine = lab.newEngine();
+  // Two-level interface dispatch even for nine pods, so the matrices exercise it (the
+  // continuous test runs with the flat dispatch).
+  engine = lab.newEngine({ dispatchTreeAbove: 0 });
   await engine.sync();
 }, 120_000);
 
@@ -330,6 +332,9 @@ describe('NetworkPolicy v1 truth tables (conformance model)', () => {
       }),
     );
     expect(await engine.checkDrift()).toEqual([]);
+    expect((await lab.nodeExec('iptables-save', ['-t', 'filter'])).stdout).toMatch(
+      /-A tern-to-wl -o tern[0-9a-f]\+ -g tern-to-wl-[0-9a-f]/,
+    );
     const allowed = engine.explain('x', 'a', { from: { pod: { namespace: 'y', name: 'c' } }, port: 80 });
     const denied = engine.explain('x', 'a', { from: { pod: { namespace: 'z', name: 'c' } }, port: 80 });
     expect(allowed.verdict).toBe('allow');

@@ -5,6 +5,7 @@ import {
   compile,
   endpointChain,
   explain,
+  formatExplanation,
   networkPolicyId,
   policyChain,
   PolicyState,
@@ -270,6 +271,7 @@ describe('explain', () => {
         rule: 'ingress[0]',
       },
     ]);
+    expect(formatExplanation(r)).toContain('verdict: ALLOW');
     const wrongPort = explain(
       state,
       { namespace: 'x', name: 'a' },
