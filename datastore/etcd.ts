@@ -4,7 +4,7 @@
 // cluster-scoped ones (prefix default `/tern/v1/`); value = the object's JSON without
 // resourceVersion. resourceVersion = the key's mod revision, so every write is a txn that
 // compares it: create needs create_revision == 0, update/conditional delete mod_revision == rv.
-import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleAll, noop } from 'cockatiel';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop } from 'cockatiel';
 import {
   Etcd3,
   isRecoverableError,
@@ -100,7 +100,10 @@ export class EtcdDatastore implements Datastore {
         // delays recovery after an etcd restart. Trip it only with several endpoints to rotate.
         host: () =>
           hosts.length > 1
-            ? circuitBreaker(handleAll, { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) })
+            ? circuitBreaker(handleWhen(isRecoverableError), {
+                halfOpenAfter: 1000,
+                breaker: new ConsecutiveBreaker(3),
+              })
             : noop,
         // etcd3 wants a backoff instance (it types the factory wrongly); reconnect within 2 s.
         watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 2000 }).next(),
@@ -187,23 +190,30 @@ export class EtcdDatastore implements Datastore {
     if (!isKind(kind)) throw new ValidationError('kind', `unknown kind ${JSON.stringify(kind)}`);
     const range = this.rangeOf(kind, options.namespace);
     const end = rangeEnd(range);
-    const items: Array<ResourceByKind[K]> = [];
-    let revision: string | undefined;
-    let start = range;
-    // Pages at one pinned revision: a consistent snapshot without one huge message.
+    // Pages at one pinned revision: a consistent snapshot without one huge message. If that
+    // revision is compacted between pages, start over at a new one.
     for (;;) {
-      const page = this.client.getAll().inRange({ start, end }).limit(LIST_PAGE_SIZE);
-      if (revision) page.revision(revision);
-      const res = await this.read('list', () => page.exec());
-      revision ??= res.header.revision;
-      for (const kv of res.kvs) {
-        const obj = this.decodeOrSkip(kind, kv);
-        if (obj) items.push(obj);
+      const items: Array<ResourceByKind[K]> = [];
+      let revision: string | undefined;
+      let start = range;
+      try {
+        for (;;) {
+          const page = this.client.getAll().inRange({ start, end }).limit(LIST_PAGE_SIZE);
+          if (revision) page.revision(revision);
+          const res = await this.read('list', () => page.exec());
+          revision ??= res.header.revision;
+          for (const kv of res.kvs) {
+            const obj = this.decodeOrSkip(kind, kv);
+            if (obj) items.push(obj);
+          }
+          if (!res.more || res.kvs.length === 0) return { items, revision };
+          start = `${res.kvs[res.kvs.length - 1]!.key.toString()}\0`;
+        }
+      } catch (e) {
+        if (!(e instanceof Error && /compacted/.test(e.message))) throw e;
+        this.log.debug({ kind, revision }, 'list revision compacted between pages; listing again');
       }
-      if (!res.more || res.kvs.length === 0) break;
-      start = `${res.kvs[res.kvs.length - 1]!.key.toString()}\0`;
     }
-    return { items, revision };
   }
 
   async create<K extends Kind>(obj: ResourceByKind[K] & { kind: K }): Promise<ResourceByKind[K]> {

@@ -169,6 +169,21 @@ describe.each(BACKENDS)('datastore contract: $name', (backend) => {
     expect(names((await store.list('Namespace', { namespace: 'a' })).items)).toEqual(['cluster-wide']);
   });
 
+  it('lists more objects than one etcd page (600) completely, at one revision', async () => {
+    const store = open();
+    for (let b = 0; b < 6; b++) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => store.create(pod('many', `p-${b * 100 + i}`))));
+    }
+    const { items, revision } = await store.list('Pod', { namespace: 'many' });
+    expect(items).toHaveLength(600);
+    expect(new Set(items.map((p) => p.metadata.name)).size).toBe(600);
+    const newest = items.reduce(
+      (m, p) => (BigInt(p.metadata.resourceVersion!) > m ? BigInt(p.metadata.resourceVersion!) : m),
+      0n,
+    );
+    expect(BigInt(revision)).toBeGreaterThanOrEqual(newest);
+  });
+
   it('gives ConflictError to an update or delete based on a stale resourceVersion, and keeps the winner', async () => {
     const store = open();
     const base = await store.create(namespace('n1', { owner: 'nobody' }));
