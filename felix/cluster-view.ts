@@ -2,9 +2,9 @@
 // from them. Pod addresses come from IPAM allocations (cluster-wide, present the moment an
 // ADD allocates) rather than from pod status, which only Kubernetes fills in, and later.
 import { Informer, type Datastore } from '../datastore/index.js';
-import { allocationsOfNode, blocksOfNode, borrowedByNode } from '../ipam/index.js';
+import { allocationsOfNode, blocksOfNode, borrowedByNode, recordsOf } from '../ipam/index.js';
 import type { AllocationRecord } from '../ipam/index.js';
-import { recordsOf } from '../ipam/blocks.js';
+
 import type { Kind, ResourceByKind } from '../model/index.js';
 
 export const FOLLOWED_KINDS = [

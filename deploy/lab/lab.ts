@@ -154,7 +154,7 @@ export class Lab {
       if (!existsSync(join(this.options.repo, exe)))
         throw new Error(`${exe} is missing: run npm run build (or npm run setup)`);
     }
-    this.file.create();
+    this.file.create(this.prefix);
     this.save((s) => (s.topology = t));
     try {
       await this.build(t);
@@ -352,7 +352,7 @@ export class Lab {
   // ---- pods -------------------------------------------------------------------------------
 
   private podNetns(namespace: string, name: string): string {
-    return `${this.prefix}p-${namespace}-${name}`;
+    return `${this.state().prefix}p-${namespace}-${name}`;
   }
 
   async addPod(spec: PodSpec): Promise<string> {
@@ -609,7 +609,7 @@ export class Lab {
         throw new NotFoundError(`no pod ${target} in the lab (pods: ${Object.keys(s.pods).join(', ')})`);
       return pod.netns;
     }
-    if (target === 'tor') return `${this.prefix}tor`;
+    if (target === 'tor') return `${s.prefix}tor`;
     const node = s.nodes[target];
     if (!node)
       throw new NotFoundError(
@@ -629,7 +629,7 @@ export class Lab {
       if (isOurs(p)) processes++;
       await stopLabProcess(p);
     }
-    const names = new Set([...(s?.namespaces ?? []), ...(await listNetns(this.prefix))]);
+    const names = new Set([...(s?.namespaces ?? []), ...(await listNetns(s?.prefix ?? this.prefix))]);
     for (const n of names) await deleteNetns(n);
     this.file.remove();
     return { processes, namespaces: names.size };

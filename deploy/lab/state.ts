@@ -14,6 +14,8 @@ export interface LabProcess {
 
 export interface LabState {
   dir: string;
+  /** Prefix of every network namespace this lab creates (`down` also sweeps by it). */
+  prefix: string;
   createdAt: string;
   namespaces: string[];
   processes: LabProcess[];
@@ -43,10 +45,11 @@ export class LabStateFile {
     return JSON.parse(readFileSync(this.file, 'utf8')) as LabState;
   }
 
-  create(): LabState {
+  create(prefix: string): LabState {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const state: LabState = {
       dir: this.dir,
+      prefix,
       createdAt: new Date().toISOString(),
       namespaces: [],
       processes: [],
