@@ -34,7 +34,7 @@ const negotiated: Negotiated = {
 const tick = () => new Promise((r) => setImmediate(r));
 const A: PathAttributes = Object.freeze({
   origin: 0,
-  asPath: [{ type: 2, asns: [65000] }],
+  asPath: [{ type: 2 as const, asns: [65000] }],
   nextHop: '10.0.0.1',
 });
 const B: PathAttributes = Object.freeze({
