@@ -4,6 +4,7 @@
 // the key the way its source spells it: `--as-number: ...`, `TERN_AS_NUMBER: ...`,
 // `config.yaml: asNumber: ...`.
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ValidationError } from './errors.js';
@@ -163,4 +164,41 @@ export function loadConfig<S extends z.ZodObject>(
   }
   const suffix = rest.length ? formatFieldPath(rest).replace(/^(?!\[)/, '.') : '';
   throw new ValidationError(origin.label + suffix, issue.message);
+}
+
+/**
+ * Parses command-line arguments into the `flags` of loadConfig: one `--kebab-name` per key
+ * of the schema (booleans take no value; arrays may repeat or use commas). Positionals are
+ * returned apart. An unknown or malformed flag is a ValidationError naming it.
+ */
+export function parseFlags<S extends z.ZodObject>(
+  schema: S,
+  argv: readonly string[],
+): { flags: Record<string, FlagValue>; positionals: string[] } {
+  const shape = schema.shape as Record<string, z.ZodType>;
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const [key, type] of Object.entries(shape)) {
+    const base = baseDef(type).type;
+    options[flagNameOf(key)] = {
+      type: base === 'boolean' ? 'boolean' : 'string',
+      multiple: base === 'array',
+    };
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
+    return { flags: values as Record<string, FlagValue>, positionals };
+  } catch (e) {
+    const flag = /'(-[^']*)'/.exec((e as Error).message)?.[1]?.split(/[ =]/)[0] ?? 'arguments';
+    throw new ValidationError(
+      flag,
+      (e as Error).message
+        .replace(/^Option '[^']*' /, '')
+        .replace(/^Unknown option '[^']*'.*/, 'unknown flag'),
+    );
+  }
 }

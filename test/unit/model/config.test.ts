@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { envNameOf, flagNameOf, loadConfig } from '../../../model/config.js';
+import { envNameOf, flagNameOf, loadConfig, parseFlags } from '../../../model/config.js';
 import { ValidationError } from '../../../model/index.js';
 
 const schema = z.object({
@@ -191,5 +191,32 @@ describe('loadConfig errors name the key as its source spells it', () => {
     ],
   ])('%s', (_name, fn, message) => {
     expect(errorOf(fn).message).toMatch(message);
+  });
+});
+
+describe('parseFlags', () => {
+  it('turns argv into flags loadConfig ranks above everything, with positionals apart', () => {
+    const { flags, positionals } = parseFlags(schema, [
+      'run',
+      '--as-number',
+      '65010',
+      '--etcd-endpoints=http://a:1',
+      '--etcd-endpoints',
+      'http://b:2',
+      '--debug',
+    ]);
+    expect(positionals).toEqual(['run']);
+    const config = loadConfig(schema, { flags, env: { TERN_AS_NUMBER: '1' }, file: yaml });
+    expect(config.asNumber).toBe(65010);
+    expect(config.etcdEndpoints).toEqual(['http://a:1', 'http://b:2']);
+    expect(config.debug).toBe(true);
+  });
+
+  it.each([
+    [['--as-numbr', '1'], /^--as-numbr: unknown flag/],
+    [['--as-number'], /^--as-number: argument missing/],
+    [['--debug=yes'], /^--debug: does not take an argument/],
+  ])('rejects %j', (argv, message) => {
+    expect(errorOf(() => parseFlags(schema, argv)).message).toMatch(message);
   });
 });
