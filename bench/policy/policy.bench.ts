@@ -226,12 +226,16 @@ test('policy bench: 1000 pods, 500 policies', async () => {
   // Compile.
   let compiled!: Compiled;
   const compileMs: number[] = [];
+  const compileCpuMs: number[] = [];
   for (let i = 0; i < 5; i++) {
+    const cpu = process.cpuUsage();
     compileMs.push(
       await timed(async () => {
         compiled = compile({ nodeName: LAB_NODE, ...input });
       }),
     );
+    const used = process.cpuUsage(cpu);
+    compileCpuMs.push((used.user + used.system) / 1000);
   }
   const rules = [4, 6].reduce(
     (n, f) => n + [...compiled.desired.chains[f as 4 | 6].values()].reduce((m, c) => m + c.length, 0),
@@ -241,7 +245,12 @@ test('policy bench: 1000 pods, 500 policies', async () => {
   console.log(
     `desired state: ${compiled.desired.sets.size} sets (${members} members), ${rules} rules over IPv4+IPv6`,
   );
-  rows.push(['compile (full)', fmt(median(compileMs), 'ms'), '-', '-']);
+  rows.push([
+    'compile (full), wall / CPU',
+    `${fmt(median(compileMs), 'ms')} / ${fmt(median(compileCpuMs), 'ms')}`,
+    '-',
+    '-',
+  ]);
 
   // Apply from scratch: tern's applier vs raw restore of the same text, each in a fresh namespace.
   const ternMs: number[] = [];
@@ -344,6 +353,10 @@ test('policy bench: 1000 pods, 500 policies', async () => {
     withPolicy.rr.push(await rate('rr'));
     withPolicy.conn.push(await rate('conn'));
   }
+  console.log(
+    `rate samples (/s), interleaved: rr none ${base.rr.map(Math.round).join(' ')} | rr policy ${withPolicy.rr.map(Math.round).join(' ')}` +
+      ` | conn none ${base.conn.map(Math.round).join(' ')} | conn policy ${withPolicy.conn.map(Math.round).join(' ')}`,
+  );
   // With policy in force, the server refuses what the policy does not allow.
   engine.upsertPolicy({
     ...input.policies.at(-1)!,
