@@ -56,8 +56,9 @@ async function freePort(): Promise<number> {
   }
 }
 
-/** Processes still running when the worker exits are killed there, even if afterAll never ran. */
+/** Servers still there when the worker exits are killed and removed, even if afterAll never ran. */
 const running = new Set<number>();
+const dirs = new Set<string>();
 process.once('exit', () => {
   for (const pid of running) {
     try {
@@ -66,6 +67,7 @@ process.once('exit', () => {
       /* gone */
     }
   }
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 interface Listeners {
@@ -97,6 +99,7 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
   // tmpfs when there is one: etcd fsyncs every write, and the tests measure tern, not the disk.
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   const dir = mkdtempSync(join(base, 'tern-etcd-'));
+  dirs.add(dir);
   const dataDir = join(dir, 'data');
   const logFile = join(dir, 'etcd.log');
   let listeners: Listeners = await chooseListeners(transport, dir);
@@ -182,6 +185,7 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
     if (!removed) {
       removed = true;
       rmSync(dir, { recursive: true, force: true });
+      dirs.delete(dir);
     }
   };
 
