@@ -6,7 +6,8 @@ import type { Namespace, NetworkPolicy, NetworkPolicyPeer, Node, Pod } from './k
 import { formatFieldPath } from './meta.js';
 import { validateSelector, type LabelSelector } from './selector.js';
 import { bgpConfigurationSchema, bgpPeerSchema, ipamBlockSchema, ipPoolSchema } from './tern.js';
-import type { BGPConfiguration, BGPPeer, IPAMBlock, IPPool } from './tern.js';
+import { ipReservationSchema } from './tern.js';
+import type { BGPConfiguration, BGPPeer, IPAMBlock, IPPool, IPReservation } from './tern.js';
 
 export * from './errors.js';
 export * from './meta.js';
@@ -24,6 +25,7 @@ export interface ResourceByKind {
   IPAMBlock: IPAMBlock;
   BGPPeer: BGPPeer;
   BGPConfiguration: BGPConfiguration;
+  IPReservation: IPReservation;
 }
 export type Kind = keyof ResourceByKind;
 export type AnyResource = ResourceByKind[Kind];
@@ -83,6 +85,7 @@ export const KINDS: { readonly [K in Kind]: KindInfo } = {
     schema: bgpConfigurationSchema,
     selectors: (c: BGPConfiguration) => [['spec.routeReflectorSelector', c.spec.routeReflectorSelector]],
   },
+  IPReservation: { apiVersion: 'tern.network/v1', namespaced: true, schema: ipReservationSchema },
 };
 
 export function isKind(k: unknown): k is Kind {

@@ -49,6 +49,11 @@ export const ipPoolSpecSchema = z
     blockSize: z.number().int().min(0).max(128).optional(),
     nodeSelector: labelSelectorSchema.optional(),
     disabled: z.boolean().optional(),
+    /**
+     * How long a sticky address (`tern.network/sticky-ip`) of this pool stays held for its pod
+     * identity after the pod is deleted; default: the IPAM option (10 minutes).
+     */
+    stickyHoldSeconds: z.number().int().min(0).max(31_536_000).optional(),
   })
   .superRefine((spec, ctx) => {
     if (spec.blockSize === undefined) return;
@@ -87,6 +92,21 @@ export const allocationSchema = z.object({
   interface: z.string().optional(),
   /** Node hosting the holder (differs from the block's affinity for borrowed addresses). */
   node: z.string().optional(),
+  /**
+   * `identity`: the address belongs to a pod identity (`identity`), not to one container. The
+   * attachment fields and `node` are set while a pod of that identity holds it (in use), absent
+   * while it is held after DEL (sticky, until `heldUntil`) or reserved (ordinal list,
+   * IPReservation). Absent: bound to the attachment, freed by its DEL.
+   */
+  binding: z.literal('identity').optional(),
+  /** `<namespace>/<pod name>` the address is bound to. */
+  identity: z.string().min(3).optional(),
+  /** What bound it: the ordinal-list annotation, an IPReservation, or the sticky annotation. */
+  source: z.enum(['ordinal', 'reservation', 'sticky']).optional(),
+  /** The binding's origin: `<namespace>/<set>` for an ordinal list, `<namespace>/<IPReservation>`. */
+  owner: z.string().optional(),
+  /** Sticky hold after DEL: free again after this instant (RFC 3339). */
+  heldUntil: z.iso.datetime().optional(),
 });
 export type Allocation = z.infer<typeof allocationSchema>;
 
@@ -104,6 +124,30 @@ export type IPAMBlock = {
   kind: 'IPAMBlock';
   metadata: ObjectMeta;
   spec: z.infer<typeof ipamBlockSpecSchema>;
+};
+
+// ---- IPReservation (namespaced) ----
+/** One address, or one address per family (`["10.0.0.5", "fd00::5"]`). */
+const addressSetSchema = z.union([ipString, z.array(ipString).min(1).max(2)]);
+export const ipReservationSpecSchema = z.object({
+  /** Pods by exact name and their addresses (at most one per family). */
+  pods: z
+    .array(z.object({ name: z.string().min(1), addresses: z.array(ipString).min(1).max(2) }))
+    .optional(),
+  /**
+   * StatefulSets by name: entry i of `addresses` is for the replica with ordinal i (an address
+   * or an IPv4 + IPv6 pair), as with the `tern.network/ip-addrs-by-ordinal` annotation.
+   */
+  statefulSets: z
+    .array(z.object({ name: z.string().min(1), addresses: z.array(addressSetSchema).min(1) }))
+    .optional(),
+});
+export const ipReservationSchema = z.object({ ...kindBase('IPReservation'), spec: ipReservationSpecSchema });
+export type IPReservation = {
+  apiVersion: typeof TERN_API_VERSION;
+  kind: 'IPReservation';
+  metadata: ObjectMeta;
+  spec: z.infer<typeof ipReservationSpecSchema>;
 };
 
 // ---- BGPPeer (cluster-scoped) ----

@@ -55,6 +55,15 @@ const valid: { [K in Kind]: unknown } = {
       allocations: { '1': { handle: 'h' } },
     },
   },
+  IPReservation: {
+    apiVersion: 'tern.network/v1',
+    kind: 'IPReservation',
+    metadata: { namespace: 'db', name: 'db-addresses' },
+    spec: {
+      pods: [{ name: 'gateway', addresses: ['10.250.0.5'] }],
+      statefulSets: [{ name: 'pg', addresses: ['10.250.0.10', ['10.250.0.11', 'fd00:250::11']] }],
+    },
+  },
   BGPPeer: {
     apiVersion: 'tern.network/v1',
     kind: 'BGPPeer',
