@@ -131,9 +131,7 @@ export type IPAMBlock = {
 const addressSetSchema = z.union([ipString, z.array(ipString).min(1).max(2)]);
 export const ipReservationSpecSchema = z.object({
   /** Pods by exact name and their addresses (at most one per family). */
-  pods: z
-    .array(z.object({ name: z.string().min(1), addresses: z.array(ipString).min(1).max(2) }))
-    .optional(),
+  pods: z.array(z.object({ name: z.string().min(1), addresses: z.array(ipString).min(1).max(2) })).optional(),
   /**
    * StatefulSets by name: entry i of `addresses` is for the replica with ordinal i (an address
    * or an IPv4 + IPv6 pair), as with the `tern.network/ip-addrs-by-ordinal` annotation.
