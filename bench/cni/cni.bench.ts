@@ -71,6 +71,7 @@ describe('CNI ADD/DEL latency', () => {
     const add = (k: string, ms: number) => (samples[k] ??= []).push(ms);
     const pods = { tern: await lab.pod('bt'), ptp: await lab.pod('bp') };
     const floorEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    const logStart = lab.agentLog.length;
     // Interleave the plugins round by round so load changes on the machine hit all of them alike.
     for (let i = 0; i < ROUNDS; i++) {
       const [floor] = await timed(() =>
@@ -86,6 +87,13 @@ describe('CNI ADD/DEL latency', () => {
         add(`${plugin} ADD`, a);
         add(`${plugin} DEL`, d);
       }
+    }
+
+    // The agent's own time per request (from its log): what the executable's start-up does not hide.
+    for (const line of lab.agentLog.slice(logStart).split('\n')) {
+      if (!line.includes('"cni ok"')) continue;
+      const entry = JSON.parse(line) as { command: string; ms: number };
+      add(`agent ${entry.command}`, entry.ms);
     }
 
     const concurrent: Record<string, { wall: number; each: number[]; delWall: number }> = {};
@@ -115,7 +123,7 @@ describe('CNI ADD/DEL latency', () => {
     expect(await lab.residue()).toEqual({ veths: [], routes: [] });
 
     const floor = pct(samples['node -e 0']!, 50);
-    const rows = ['node -e 0', 'tern ADD', 'ptp ADD', 'tern DEL', 'ptp DEL'].map(
+    const rows = ['node -e 0', 'tern ADD', 'agent ADD', 'ptp ADD', 'tern DEL', 'agent DEL', 'ptp DEL'].map(
       (k) =>
         `${k.padEnd(12)}${fmt(pct(samples[k]!, 50))}${fmt(pct(samples[k]!, 99))}${fmt(pct(samples[k]!, 50) - floor)}`,
     );
@@ -128,6 +136,7 @@ describe('CNI ADD/DEL latency', () => {
       [
         '',
         `CNI latency, ms (${ROUNDS} sequential rounds, interleaved; exec under nsenter --net for all)`,
+        '(agent ADD/DEL: time inside the warm agent, part of tern ADD/DEL)',
         `${'what'.padEnd(12)}${'p50'.padStart(8)}${'p99'.padStart(8)}${'p50-floor'.padStart(10)}`,
         ...rows,
         `ratio tern/ptp p50: ADD ${ratio('ADD')}, DEL ${ratio('DEL')}`,
