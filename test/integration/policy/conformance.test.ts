@@ -85,6 +85,18 @@ describe('NetworkPolicy v1 truth tables (conformance model)', () => {
     await check(reach, 80, 'TCP', 6);
   });
 
+  test('the node reaches its pods through default deny ingress (only other senders are cut off)', async () => {
+    await apply(np('x', 'deny-ingress', { podSelector: {}, policyTypes: ['Ingress'] }));
+    const fromNode = await lab.nodeExec('timeout', [
+      '3',
+      'bash',
+      '-c',
+      `exec 3<>/dev/tcp/${lab.pod('x/a').ip4}/80; cat <&3`,
+    ]);
+    expect(fromNode.stdout).toBe('x/a');
+    expect((await lab.probe(lab.pod('y/a'), lab.pod('x/a'), 80, 'TCP')).result).toBe('blocked');
+  });
+
   test('default deny egress stops everything x sends, TCP and UDP', async () => {
     await apply(np('x', 'deny-egress', { podSelector: {}, policyTypes: ['Egress'] }));
     const reach = all(true).expect({ namespace: 'x' }, {}, false);
