@@ -53,7 +53,7 @@ export class AdjRibOut {
 
   /** Queues `prefix` to be announced with `attrs` (null: withdrawn). `force` resends an unchanged route. */
   set(prefix: PrefixKey, attrs: PathAttributes | null, force = false): void {
-    if (this.closed) return;
+    if (this.closed || (attrs === null && this.advertised.size === 0 && this.pending.size === 0)) return;
     const current = this.pending.has(prefix)
       ? this.pending.get(prefix)
       : (this.advertised.get(prefix) ?? null);

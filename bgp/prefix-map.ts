@@ -32,6 +32,7 @@ export class PrefixMap<V> {
     const len = Math.floor(key / TWO32);
     const net = (key - len * TWO32) | 0;
     const mask = (1 << this.bits) - 1;
+    // Same hash as in resize().
     let i = Math.imul(net ^ Math.imul(len + 1, 0x45d9f3b), 0x9e3779b1) >>> (32 - this.bits);
     let insertAt = -1;
     for (;;) {
@@ -119,11 +120,19 @@ export class PrefixMap<V> {
     this.vals = new Array<V | undefined>(1 << bits).fill(undefined);
     this.used = this.live4 = 0;
     this.cachedFor = -1;
+    const mask = (1 << bits) - 1;
     for (let i = 0; i < lens.length; i++) {
       const l = lens[i]!;
-      if (l <= 32) this.set(l * TWO32 + (nets[i]! >>> 0), vals[i] as V);
+      if (l > 32) continue;
+      const net = nets[i]!;
+      let j = Math.imul(net ^ Math.imul(l + 1, 0x45d9f3b), 0x9e3779b1) >>> (32 - bits);
+      while (this.lens[j] !== EMPTY) j = (j + 1) & mask;
+      this.lens[j] = l;
+      this.nets[j] = net;
+      this.vals[j] = vals[i];
+      this.live4++;
     }
-    this.cachedFor = -1;
+    this.used = this.live4;
   }
 
   *entries(): IterableIterator<[PrefixKey, V]> {

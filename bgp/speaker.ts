@@ -142,6 +142,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
   private readonly peersByAddress = new Map<string, Peer>();
   private readonly peersBySession = new Map<Session, Peer>();
   private server: net.Server | undefined;
+  /** Whether anyone listens to bestPathChanged (kept current by the listener hooks below). */
+  private notifyBest = false;
   private started = false;
 
   constructor(private readonly options: SpeakerOptions) {
@@ -156,6 +158,12 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.clusterId = options.clusterId ?? options.routerId;
     this.log = options.logger ?? pino({ level: 'silent' });
     this.local = new RouteSource('local', '', options.asn);
+    // Checked per route on the ingest path, so cache it instead of calling listenerCount().
+    const plain = this as EventEmitter;
+    plain.on('newListener', (event: string) => {
+      if (event === 'bestPathChanged') this.notifyBest = true;
+    });
+    plain.on('removeListener', () => (this.notifyBest = this.listenerCount('bestPathChanged') > 0));
     this.local.setRouterId(options.routerId);
   }
 
@@ -509,7 +517,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     const hadPath = this.locRib.replaced !== undefined;
     if (oldBest === false) return hadPath;
     const best = this.locRib.best(prefix);
-    if (this.listenerCount('bestPathChanged')) {
+    if (this.notifyBest) {
       this.emit('bestPathChanged', {
         prefix: formatPrefix(prefix),
         ...(best ? { best: toRouteView(best, true) } : {}),

@@ -116,13 +116,26 @@ export function decodePrefixes(
       if (len > 32) throw badNetwork(`IPv4 prefix length ${len} > 32`);
       const nbytes = (len + 7) >> 3;
       if (off + nbytes > end) throw badNetwork('NLRI prefix overruns its field');
-      let n = 0;
-      for (let i = 0; i < 4; i++) n = n * 256 + (i < nbytes ? buf[off + i]! : 0);
-      off += nbytes;
-      if (len < 32) {
-        const hostSpan = 2 ** (32 - len);
-        n -= n % hostSpan;
+      let n: number;
+      switch (nbytes) {
+        case 0:
+          n = 0;
+          break;
+        case 1:
+          n = buf[off]! * 16777216;
+          break;
+        case 2:
+          n = buf[off]! * 16777216 + buf[off + 1]! * 65536;
+          break;
+        case 3:
+          n = buf[off]! * 16777216 + buf[off + 1]! * 65536 + buf[off + 2]! * 256;
+          break;
+        default:
+          n = buf[off]! * 16777216 + buf[off + 1]! * 65536 + buf[off + 2]! * 256 + buf[off + 3]!;
       }
+      off += nbytes;
+      // Trailing bits beyond the length are ignored (cleared), as RFC 4271 §4.3 allows.
+      if (len & 7) n -= n % 2 ** (32 - len);
       out.push(len * TWO32 + n);
     }
     return;
