@@ -272,11 +272,6 @@ export class PolicyState {
     };
   }
 
-  /** Local pods whose chains (if any) are part of the last render. */
-  renderedEndpoint(key: string): boolean {
-    return !this.dirtyEndpoints.has(key);
-  }
-
   // ---- internals ----------------------------------------------------------------------------
 
   private namespaceChanged(name: string): void {
