@@ -2,15 +2,20 @@
 // address and a default route, as a real host has) running the CNI agent, pod netns created on
 // demand, and the real `tern` executable invoked exactly as a runtime does (env + stdin).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { NetnsSet, stopProcess, waitFor } from '../../support/netns.js';
 
 export const ROOT = new URL('../../../', import.meta.url).pathname;
-export const TERN_BIN = join(ROOT, 'dist/cni/main.js');
-export const AGENT_BIN = join(ROOT, 'dist/cni/agent-standalone.js');
+/**
+ * Tests build their own copy of the executable and the agent, outside dist/ (which other builds
+ * rewrite at any time): a private outDir with a package.json (ESM) and a node_modules link.
+ */
+export const BUILD_DIR = join(tmpdir(), 'tern-cni-build');
+export const TERN_BIN = join(BUILD_DIR, 'cni/main.js');
+export const AGENT_BIN = join(BUILD_DIR, 'cni/agent-standalone.js');
 export const UPLINK_MTU = 1400;
 
 /** Compiles the executable and the standalone agent into dist/ (once, under a lock, when stale). */
@@ -34,10 +39,14 @@ export async function buildCni(): Promise<void> {
   );
   try {
     if (!(await isStale())) return;
-    await execa('npx', ['tsc', '-p', join(ROOT, 'test/integration/cni/tsconfig.cni-build.json')], {
-      cwd: ROOT,
-      reject: false,
-    });
+    await mkdir(BUILD_DIR, { recursive: true });
+    await writeFile(join(BUILD_DIR, 'package.json'), '{"type":"module"}\n');
+    await symlink(join(ROOT, 'node_modules'), join(BUILD_DIR, 'node_modules')).catch(() => undefined);
+    await execa(
+      'npx',
+      ['tsc', '-p', join(ROOT, 'test/integration/cni/tsconfig.cni-build.json'), '--outDir', BUILD_DIR],
+      { cwd: ROOT, reject: false },
+    );
     for (const f of [TERN_BIN, AGENT_BIN]) await stat(f);
   } finally {
     await rmdir(lock).catch(() => undefined);
