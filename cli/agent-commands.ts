@@ -1,6 +1,7 @@
 // ternctl commands answered by a node's agent (or a standalone tern-bgp daemon).
 import { formatDuration, formatPeersTable, formatRibTable, getPeers, getRib } from '../bgp/control-client.js';
 import type { PeerStatus, RibEntry } from '../bgp/speaker.js';
+import type { BindingRecord } from '../ipam/index.js';
 import { ValidationError } from '../model/index.js';
 import { callAgent } from './agent-client.js';
 import { formatTable, type OutputFormat, type Row } from './table.js';
@@ -90,6 +91,23 @@ export async function routesCommand(c: AgentCommandContext): Promise<void> {
   );
 }
 
+const BINDING_COLUMNS = ['address', 'identity', 'node', 'state', 'bound by'];
+
+function bindingRow(b: BindingRecord): Row {
+  return {
+    address: b.address,
+    identity: b.identity,
+    node: b.node ?? '',
+    state: b.state === 'held' ? `held until ${b.heldUntil ?? '?'}` : b.state,
+    'bound by':
+      b.source === 'sticky'
+        ? 'sticky-ip'
+        : b.source === 'ordinal'
+          ? `ordinal list of ${b.owner ?? '?'}`
+          : `IPReservation ${b.owner ?? '?'}`,
+  };
+}
+
 export async function ipamCommand(verb: string | undefined, c: AgentCommandContext): Promise<void> {
   if (verb === 'show') {
     const r = await callAgent<{
@@ -107,6 +125,7 @@ export async function ipamCommand(verb: string | undefined, c: AgentCommandConte
         ifname?: string;
         containerID?: string;
       }>;
+      bindings?: BindingRecord[];
     }>(c.socket, '/v1/ipam');
     if (c.output === 'json') return json(r);
     print('Pools');
@@ -134,6 +153,8 @@ export async function ipamCommand(verb: string | undefined, c: AgentCommandConte
         })) as Row[],
       ),
     );
+    print('\nAddresses bound to pod identities (cluster-wide)');
+    print(formatTable((r.bindings ?? []).map(bindingRow), BINDING_COLUMNS));
     return;
   }
   if (verb === 'release') {

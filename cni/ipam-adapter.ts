@@ -48,6 +48,7 @@ export class NodeIpam implements IpamPort {
       node: this.options.node,
       ...(labels ? { nodeLabels: labels } : {}),
       podAnnotations,
+      ...(req.podLabels ? { podLabels: req.podLabels } : {}),
       namespaceAnnotations: req.namespaceAnnotations,
       configPools: req.configPools,
       ...(req.families ? { families: req.families } : {}),

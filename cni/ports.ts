@@ -17,6 +17,8 @@ export interface IpamAssignRequest {
   attachment: AttachmentRef;
   /** Pod annotations (tern.network/ip-addrs, tern.network/ipv4-pools, …) when known. */
   podAnnotations: Record<string, string>;
+  /** Pod labels (the StatefulSet replica ordinal `apps.kubernetes.io/pod-index`), when known. */
+  podLabels?: Record<string, string>;
   /** Annotations of the pod's namespace (pool choice), when known. */
   namespaceAnnotations: Record<string, string>;
   /** Addresses asked for through the `ips` capability or `args.cni.ips`; they win over the annotation. */

@@ -1,5 +1,6 @@
 // The JSON routes ternctl reads from an agent (over its control socket).
 import { execa } from 'execa';
+import { bindingsOf } from '../ipam/index.js';
 import { ValidationError } from '../model/index.js';
 import type { ExplainQuery, Protocol } from '../policy/index.js';
 import type { Agent } from './agent.js';
@@ -54,6 +55,8 @@ export function statusRoutes(agent: Agent): Record<string, StatusRoute> {
       pools: await agent.ipam.usage(),
       blocks: agent.view.blocksOf(agent.config.nodeName),
       allocations: agent.view.allocationsOn(agent.config.nodeName),
+      // Identity-bound addresses of the whole cluster: they move between nodes.
+      bindings: bindingsOf(agent.view.list('IPAMBlock'), Date.now()),
     }),
     '/v1/ipam/release': async (_url, body) => {
       const address = (body as { address?: unknown } | undefined)?.address;

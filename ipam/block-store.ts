@@ -41,6 +41,8 @@ export interface ModifyOptions {
    * "nothing to do". Off where a cheap "no" is fine (the caller looks elsewhere next).
    */
   confirmNegative?: boolean;
+  /** Re-decide on a fresh read before accepting a thrown error only; a cached "nothing to do" stands. */
+  confirmErrors?: boolean;
 }
 
 const lostRace = (e: unknown) =>
@@ -91,7 +93,7 @@ export class BlockStore {
         try {
           decision = decide(current, fresh);
         } catch (e) {
-          if (fresh || !options.confirmNegative) throw e;
+          if (fresh || !(options.confirmNegative || options.confirmErrors)) throw e;
           current = await this.read(name);
           fresh = true;
           continue;

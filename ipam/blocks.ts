@@ -12,7 +12,8 @@ import {
   type IPAMBlock,
   type IpAddr,
 } from '../model/index.js';
-import type { AllocationRecord, Attachment, AttachmentKey } from './types.js';
+import type { Binding } from './identity.js';
+import type { AllocationRecord, Attachment, AttachmentKey, BindingState } from './types.js';
 
 /**
  * The object name of the block covering `c`: the CIDR with `.`, `:` and `/` turned into `-`
@@ -55,16 +56,38 @@ export function usedCount(block: IPAMBlock): number {
   return Object.keys(block.spec.allocations).length;
 }
 
+/** A sticky hold whose time has passed: the address is free, whoever sweeps it first. */
+export function isExpired(alloc: Allocation, now: number | undefined): boolean {
+  return now !== undefined && alloc.heldUntil !== undefined && Date.parse(alloc.heldUntil) <= now;
+}
+
+/** The allocation at `offset` unless there is none or it is an expired hold. */
+export function liveAt(
+  block: IPAMBlock,
+  offset: number | string,
+  now: number | undefined,
+): Allocation | undefined {
+  const a = block.spec.allocations[String(offset)];
+  return a && !isExpired(a, now) ? a : undefined;
+}
+
 /**
  * A free offset in the block, searching from `from` and wrapping (next fit: a just-released
  * address is not handed out again at once, which spares stale conntrack and ARP entries).
+ * With `now`, an expired sticky hold counts as free (the lazy half of hold expiry); `skip`
+ * leaves out offsets reserved elsewhere (IPReservation addresses nobody holds yet).
  */
-export function freeOffset(block: IPAMBlock, c: Cidr, from = 0): number | undefined {
+export function freeOffset(
+  block: IPAMBlock,
+  c: Cidr,
+  from = 0,
+  now?: number,
+  skip?: ReadonlySet<number>,
+): number | undefined {
   const n = capacity(c);
-  const taken = block.spec.allocations;
   for (let i = 0; i < n; i++) {
     const offset = (from + i) % n;
-    if (!(String(offset) in taken)) return offset;
+    if (!liveAt(block, offset, now) && !skip?.has(offset)) return offset;
   }
   return undefined;
 }
@@ -84,12 +107,78 @@ export function allocationFor(a: Attachment, node: string): Allocation {
   };
 }
 
+/** An allocation bound to a pod identity, held by the attachment now. */
+export function boundAllocation(a: Attachment, node: string, bind: Binding): Allocation {
+  return { ...allocationFor(a, node), ...identityFields(bind) };
+}
+
+/** An identity-bound allocation no pod holds: reserved (ordinal list, IPReservation). */
+export function reservedAllocation(bind: Binding): Allocation {
+  return identityFields(bind);
+}
+
+function identityFields(bind: Binding): Allocation {
+  return {
+    handle: `identity:${bind.identity}`,
+    binding: 'identity',
+    identity: bind.identity,
+    source: bind.source,
+    ...(bind.owner !== undefined ? { owner: bind.owner } : {}),
+  };
+}
+
+/**
+ * What an identity-bound allocation becomes when its pod lets go (DEL, GC): the attachment
+ * fields and node dropped, held until `heldUntil` (sticky) or reserved. Undefined for an
+ * attachment-bound allocation (it is freed).
+ */
+export function detached(alloc: Allocation, heldUntil: string | undefined): Allocation | undefined {
+  if (alloc.binding !== 'identity' || !alloc.identity) return undefined;
+  return {
+    handle: alloc.handle,
+    binding: 'identity',
+    identity: alloc.identity,
+    ...(alloc.source !== undefined ? { source: alloc.source } : {}),
+    ...(alloc.owner !== undefined ? { owner: alloc.owner } : {}),
+    // The interface stays: a sticky pod's eth0 gets eth0's address back, not net1's.
+    ...(alloc.interface !== undefined ? { interface: alloc.interface } : {}),
+    ...(heldUntil !== undefined ? { heldUntil } : {}),
+  };
+}
+
+export function stateOf(alloc: Allocation): BindingState {
+  if (alloc.containerID) return 'in use';
+  return alloc.heldUntil !== undefined ? 'held' : 'reserved';
+}
+
+/** The same holder in the same state (rollback undoes only its own write). */
+export function sameAllocation(a: Allocation | undefined, b: Allocation): boolean {
+  return (
+    a !== undefined &&
+    a.handle === b.handle &&
+    a.containerID === b.containerID &&
+    a.interface === b.interface &&
+    a.node === b.node &&
+    a.identity === b.identity &&
+    a.heldUntil === b.heldUntil
+  );
+}
+
 export function heldBy(alloc: Allocation, key: AttachmentKey): boolean {
   return alloc.containerID === key.containerID && alloc.interface === key.ifname;
 }
 
 /** Human description of a holder for error messages. */
 export function describeHolder(alloc: Allocation): string {
+  if (alloc.binding === 'identity' && alloc.identity && !alloc.containerID) {
+    const why =
+      alloc.source === 'sticky'
+        ? `held until ${alloc.heldUntil ?? '?'} (sticky)`
+        : alloc.source === 'ordinal'
+          ? `reserved by the ordinal list of ${alloc.owner ?? '?'}`
+          : `reserved by IPReservation ${alloc.owner ?? '?'}`;
+    return `pod ${alloc.identity} (${why})`;
+  }
   if (alloc.namespace && alloc.pod) {
     const where = alloc.node ? ` on node ${alloc.node}` : '';
     return `pod ${alloc.namespace}/${alloc.pod} (container ${alloc.containerID ?? '?'}, interface ${alloc.interface ?? '?'})${where}`;
@@ -144,6 +233,11 @@ export function recordOf(block: IPAMBlock, offset: string, c: Cidr = blockCidr(b
     ...(a.containerID !== undefined ? { containerID: a.containerID } : {}),
     ...(a.interface !== undefined ? { ifname: a.interface } : {}),
     ...(a.node !== undefined ? { node: a.node } : {}),
+    ...(a.binding !== undefined ? { binding: a.binding } : {}),
+    ...(a.identity !== undefined ? { identity: a.identity } : {}),
+    ...(a.source !== undefined ? { source: a.source } : {}),
+    ...(a.owner !== undefined ? { owner: a.owner } : {}),
+    ...(a.heldUntil !== undefined ? { heldUntil: a.heldUntil } : {}),
   };
 }
 

@@ -37,25 +37,32 @@ import {
   blockCidr,
   blockContaining,
   blockName,
+  boundAllocation,
   capacity,
   describeHolder,
+  detached,
   freeOffset,
   heldBy,
+  liveAt,
   newBlock,
   offsetsHeldBy,
   recordOf,
   recordsOf,
+  reservedAllocation,
+  sameAllocation,
   usedCount,
   withAffinity,
   withAllocation,
   withoutOffsets,
 } from './blocks.js';
 import { BlockStore, DEFAULT_RETRY, type RetryPolicy } from './block-store.js';
+import { identityOf, isSticky, ReservationIndex, type Binding } from './identity.js';
+import { KindCache } from './kind-cache.js';
 import { KeyedMutex } from './mutex.js';
-import { planAddresses, type FamilyPlan } from './plan.js';
+import { planAddresses, type FamilyPlan, type Reservation } from './plan.js';
 import { PoolCache } from './pool-cache.js';
-import { blockCount, familyName, poolContainsBlock, poolSet, type Pool } from './pools.js';
-import { allocationsOfNode, blocksOfNode, borrowedByNode, freeIn, poolUsage } from './queries.js';
+import { blockCount, familyName, poolContainsBlock, poolSet, type Pool, type PoolSet } from './pools.js';
+import { allocationsOfNode, bindingsOf, blocksOfNode, borrowedByNode, freeIn, poolUsage } from './queries.js';
 import type {
   AllocationRecord,
   AssignRequest,
@@ -63,6 +70,7 @@ import type {
   AssignedAddress,
   Attachment,
   AttachmentKey,
+  BindingRecord,
   GcResult,
   GcScope,
   PoolUsage,
@@ -72,13 +80,33 @@ export interface IpamOptions {
   datastore: Datastore;
   logger?: Logger;
   retry?: Partial<RetryPolicy>;
+  /**
+   * How long a sticky address stays held for its identity after DEL, for pools that do not
+   * set `stickyHoldSeconds`. Default 600 (10 minutes).
+   */
+  stickyHoldSeconds?: number;
+  /**
+   * Period of the sweep that frees expired sticky holds and reservations whose IPReservation
+   * is gone (started with the first assign, stopped by close). Default 60 000 ms; 0: none.
+   */
+  sweepIntervalMs?: number;
+  /** The clock (ms since the epoch); tests pass a fake one. */
+  now?: () => number;
+}
+
+export const DEFAULT_STICKY_HOLD_SECONDS = 600;
+
+/** One allocation this request wrote, and what was there before (an identity's earlier holder). */
+interface Written {
+  block: string;
+  offset: number;
+  written: Allocation;
+  previous?: Allocation;
 }
 
 /** Where one address of a request ended up. */
-interface Placed {
-  block: string;
+interface Placed extends Written {
   cidr: Cidr;
-  offset: number;
   pool: string;
   affinity: string | undefined;
 }
@@ -103,6 +131,20 @@ function validateAttachment(a: Attachment): void {
   validateKey(a);
 }
 
+/** A named address someone else holds: the message names the address and both holders. */
+function conflictMessage(
+  address: IpAddr,
+  alloc: Allocation,
+  bind: Binding | undefined,
+  source: string,
+  holder: Allocation,
+): string {
+  const shown = formatIp(address);
+  if (bind)
+    return `${shown} is named for pod ${bind.identity} by ${bind.origin}, but is held by ${describeHolder(holder)}`;
+  return `${shown} is in use by ${describeHolder(holder)}; pod ${alloc.namespace ?? '?'}/${alloc.pod ?? '?'} asked for it by ${source}`;
+}
+
 /** Where in a pool a node starts looking for a free block: spread, so nodes rarely race. */
 function startIndex(node: string, blocks: bigint): bigint {
   const h = createHash('sha1').update(node).digest();
@@ -114,7 +156,13 @@ export class Ipam {
   private readonly log: Logger;
   private readonly retry: RetryPolicy;
   private readonly pools: PoolCache;
+  private readonly reservations: KindCache<'IPReservation', ReservationIndex>;
   private readonly blocks: BlockStore;
+  private readonly now: () => number;
+  private readonly holdSeconds: number;
+  private readonly sweepIntervalMs: number;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly nodeLocks = new KeyedMutex();
   /** Assign and release of one attachment never overlap (a DEL racing its own ADD). */
   private readonly attachmentLocks = new KeyedMutex();
@@ -131,7 +179,11 @@ export class Ipam {
     this.log = options.logger ?? createLogger('ipam');
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.pools = new PoolCache(this.datastore);
+    this.reservations = new KindCache(this.datastore, 'IPReservation', (o) => new ReservationIndex(o));
     this.blocks = new BlockStore(this.datastore, this.retry);
+    this.now = options.now ?? Date.now;
+    this.holdSeconds = options.stickyHoldSeconds ?? DEFAULT_STICKY_HOLD_SECONDS;
+    this.sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
   }
 
   /**
@@ -159,15 +211,30 @@ export class Ipam {
 
   private async assignLocked(req: AssignRequest): Promise<AssignResult> {
     await this.ensureLoaded(req.node);
+    this.startSweep();
     const held = await this.heldAlready(req.attachment);
-    const [pools, labels] = await Promise.all([this.pools.get(), this.nodeLabels(req)]);
+    const [pools, labels, reservations] = await Promise.all([
+      this.pools.get(),
+      this.nodeLabels(req),
+      this.reservations.get(),
+    ]);
+    const stickyHeld = isSticky(req.podAnnotations, req.namespaceAnnotations)
+      ? await this.stickyBindings(req.attachment)
+      : [];
+    const plan = planAddresses(req, pools, labels, { reservations, stickyHeld });
     // A retried ADD keeps what it holds and only completes the families it lacks.
-    const plans = planAddresses(req, pools, labels).filter((p) => !held.some((h) => h.family === p.family));
+    const plans = plan.plans.filter((p) => !held.some((h) => h.family === p.family));
     const placed: Placed[] = [];
+    const reserved: Written[] = [];
     try {
-      for (const plan of plans) placed.push(await this.place(plan, req));
+      for (const p of plans) placed.push(await this.place(p, req, reservations));
+      for (const r of plan.reserve) {
+        const w = await this.reserve(r);
+        if (w) reserved.push(w);
+      }
     } catch (e) {
-      await this.rollback(placed, req.attachment);
+      await this.rollback([...placed, ...reserved]);
+      for (const p of placed) this.unindexBlock(req.attachment, p.block);
       throw e;
     }
     const addresses = [
@@ -196,11 +263,12 @@ export class Ipam {
 
   private async releaseLocked(key: AttachmentKey, k: string): Promise<AllocationRecord[]> {
     const known = [...(this.index.get(k) ?? [])];
-    let released = (await Promise.all(known.map((name) => this.releaseIn(name, key)))).flat();
+    const pools = await this.pools.get();
+    let released = (await Promise.all(known.map((name) => this.releaseIn(name, key, pools)))).flat();
     if (released.length === 0) {
       // Not assigned through this process (or already released): look everywhere.
       const holding = (await this.blocks.list()).filter((b) => offsetsHeldBy(b, key).length > 0);
-      released = (await Promise.all(holding.map((b) => this.releaseIn(b.metadata.name, key)))).flat();
+      released = (await Promise.all(holding.map((b) => this.releaseIn(b.metadata.name, key, pools)))).flat();
     }
     this.index.delete(k);
     return released;
@@ -251,9 +319,12 @@ export class Ipam {
       r.containerID !== undefined &&
       r.ifname !== undefined &&
       this.inFlight.has(keyOfAttachment({ containerID: r.containerID, ifname: r.ifname }));
-    const stale = (r: AllocationRecord) => inScope(r) && !adding(r) && !isValid(r);
+    // Identity-bound addresses no pod holds (held, reserved) are not attachments: the sweep judges them.
+    const stale = (r: AllocationRecord) =>
+      r.containerID !== undefined && inScope(r) && !adding(r) && !isValid(r);
     const released: AllocationRecord[] = [];
     const all = await this.blocks.list();
+    const pools = await this.pools.get();
     for (const b of all) {
       if (!recordsOf(b).some(stale)) continue;
       const freed = await this.blocks.modify(b.metadata.name, (cur) => {
@@ -263,14 +334,80 @@ export class Ipam {
         if (gone.length === 0) return { result: [] };
         return {
           result: gone.map((o) => recordOf(cur, o, c)),
-          write: this.afterRemoval(withoutOffsets(cur, gone)),
+          write: this.detach(cur, gone, pools),
         };
       });
       for (const r of freed) this.unindex(r);
       released.push(...freed);
     }
+    released.push(...(await this.sweep()));
     const deletedBlocks = await this.deleteSpareBlocks(scope.node);
     return { released, deletedBlocks };
+  }
+
+  /**
+   * Frees expired sticky holds and reserved addresses whose IPReservation no longer names
+   * them (read fresh, not from the cache). Runs periodically and from `gc`; an expired hold is
+   * also free to any allocation that meets it before the sweep does.
+   */
+  async sweep(): Promise<AllocationRecord[]> {
+    const now = this.now();
+    const [blocks, { items }] = await Promise.all([this.blocks.list(), this.datastore.list('IPReservation')]);
+    const index = new ReservationIndex(items);
+    const dead = (r: AllocationRecord) =>
+      r.binding === 'identity' &&
+      r.containerID === undefined &&
+      ((r.heldUntil !== undefined && Date.parse(r.heldUntil) <= now) ||
+        (r.source === 'reservation' && !index.names(parseIp(r.address), r.identity ?? '')));
+    const freed: AllocationRecord[] = [];
+    for (const b of blocks) {
+      if (!recordsOf(b).some(dead)) continue;
+      freed.push(
+        ...(await this.blocks.modify(b.metadata.name, (cur) => {
+          if (!cur) return { result: [] };
+          const c = blockCidr(cur);
+          const gone = Object.keys(cur.spec.allocations).filter((o) => dead(recordOf(cur, o, c)));
+          if (gone.length === 0) return { result: [] };
+          return {
+            result: gone.map((o) => recordOf(cur, o, c)),
+            write: this.afterRemoval(withoutOffsets(cur, gone)),
+          };
+        })),
+      );
+    }
+    if (freed.length)
+      this.log.info({ addresses: freed.map((r) => r.address) }, 'ipam: freed expired bindings');
+    return freed;
+  }
+
+  /**
+   * Frees the addresses bound to identities of `owner` (`<namespace>/<set>` of an ordinal
+   * list, `<namespace>/<IPReservation>`) that no pod holds now: the StatefulSet is gone.
+   */
+  async releaseReserved(owner: string): Promise<AllocationRecord[]> {
+    const mine = (r: AllocationRecord) => r.owner === owner && r.containerID === undefined;
+    const freed: AllocationRecord[] = [];
+    for (const b of await this.blocks.list()) {
+      if (!recordsOf(b).some(mine)) continue;
+      freed.push(
+        ...(await this.blocks.modify(b.metadata.name, (cur) => {
+          if (!cur) return { result: [] };
+          const c = blockCidr(cur);
+          const gone = Object.keys(cur.spec.allocations).filter((o) => mine(recordOf(cur, o, c)));
+          if (gone.length === 0) return { result: [] };
+          return {
+            result: gone.map((o) => recordOf(cur, o, c)),
+            write: this.afterRemoval(withoutOffsets(cur, gone)),
+          };
+        })),
+      );
+    }
+    return freed;
+  }
+
+  /** Every identity-bound address in the cluster, read now. */
+  async bindings(): Promise<BindingRecord[]> {
+    return bindingsOf(await this.blocks.list(), this.now());
   }
 
   async blocksOf(node: string): Promise<string[]> {
@@ -292,7 +429,38 @@ export class Ipam {
 
   /** Stops the pool watch. The datastore stays open (it is the caller's). */
   async close(): Promise<void> {
-    await this.pools.close();
+    this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    await Promise.all([this.pools.close(), this.reservations.close()]);
+  }
+
+  private startSweep(): void {
+    if (this.sweepTimer || this.closed || this.sweepIntervalMs <= 0) return;
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((e: unknown) => this.log.warn({ err: e }, 'ipam: sweep of expired bindings failed'));
+    }, this.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * The live sticky bindings of the attachment's identity for its interface (or for no
+   * interface yet), in any state: held after DEL, or in use by an earlier pod of that name
+   * that was never deleted (its node died): the new pod takes it over.
+   */
+  private async stickyBindings(a: Attachment): Promise<AllocationRecord[]> {
+    const identity = identityOf(a.namespace, a.pod);
+    const now = this.now();
+    return (await this.blocks.list())
+      .flatMap((b) => recordsOf(b))
+      .filter(
+        (r) =>
+          r.binding === 'identity' &&
+          r.identity === identity &&
+          r.source === 'sticky' &&
+          (r.ifname === undefined || r.ifname === a.ifname) &&
+          !(r.heldUntil !== undefined && Date.parse(r.heldUntil) <= now),
+      );
   }
 
   // ---- assign ----
@@ -352,12 +520,30 @@ export class Ipam {
     };
   }
 
-  private async place(plan: FamilyPlan, req: AssignRequest): Promise<Placed> {
-    const alloc = allocationFor(req.attachment, req.node);
-    const placed =
-      plan.kind === 'fixed'
-        ? await this.placeFixed(plan, alloc)
-        : await this.placeFromPools(plan, req.node, alloc);
+  private async place(plan: FamilyPlan, req: AssignRequest, reservations: ReservationIndex): Promise<Placed> {
+    const alloc = plan.bind
+      ? boundAllocation(req.attachment, req.node, plan.bind)
+      : allocationFor(req.attachment, req.node);
+    let placed: Placed | undefined;
+    if (plan.kind === 'fixed') {
+      placed = await this.placeFixed(plan, alloc);
+      // A sticky address that expired and was taken between our read and our write: the pod
+      // simply gets a new one, as it would a moment later.
+      if (!placed && plan.bind?.source === 'sticky') {
+        const pools = (await this.pools.get()).pools.filter(
+          (p) => p.family === plan.family && !p.disabled && p.name === plan.pool.name,
+        );
+        placed = await this.placeFromPools(
+          { kind: 'pools', family: plan.family, pools, source: plan.source, bind: plan.bind },
+          req.node,
+          alloc,
+          reservations,
+        );
+      }
+    } else {
+      placed = await this.placeFromPools(plan, req.node, alloc, reservations);
+    }
+    if (!placed) throw new UnavailableError(`no ${familyName(plan.family)} address placed (${plan.source})`);
     this.indexAdd(alloc, placed.block);
     this.cursors.set(placed.block, (placed.offset + 1) % capacity(placed.cidr));
     return placed;
@@ -365,28 +551,81 @@ export class Ipam {
 
   /**
    * The one mechanism for a named address: CAS the allocation into the block that covers it,
-   * creating that block unclaimed if it does not exist. (Issue 11's identity-bound addresses
-   * go through here with an identity as the holder.)
+   * creating that block unclaimed if it does not exist. An identity-bound allocation may
+   * replace the same identity's earlier holding (held after DEL, reserved, or in use by an
+   * earlier pod of that name on any node): one write moves the address to this pod, and the
+   * node hosting it announces it. Anything else there is a conflict naming both holders.
+   * Undefined only for a sticky address that another holder took after its hold expired.
    */
-  private async placeFixed(plan: Extract<FamilyPlan, { kind: 'fixed' }>, alloc: Allocation): Promise<Placed> {
-    const { address, pool } = plan;
+  private async placeFixed(
+    plan: Extract<FamilyPlan, { kind: 'fixed' }>,
+    alloc: Allocation,
+  ): Promise<Placed | undefined> {
+    const { address, pool, bind } = plan;
     const cidr = await this.blockCovering(address, pool);
     const name = blockName(cidr);
     const offset = offsetOf(cidr, address);
+    const now = this.now();
     return this.blocks.modify(
       name,
       (cur) => {
         const block = cur ?? newBlock(cidr, pool.name, undefined);
-        const placed = { block: name, cidr, offset, pool: pool.name, affinity: block.spec.affinity };
-        const holder = block.spec.allocations[String(offset)];
-        if (holder) {
-          if (heldBy(holder, { containerID: alloc.containerID!, ifname: alloc.interface! }))
-            return { result: placed };
-          throw new ConflictError(`${formatIp(address)} is in use by ${describeHolder(holder)}`);
+        const placed = {
+          block: name,
+          cidr,
+          offset,
+          pool: pool.name,
+          affinity: block.spec.affinity,
+          written: alloc,
+        };
+        const holder = liveAt(block, offset, now);
+        if (!holder) return { result: placed, write: withAllocation(block, offset, alloc) };
+        if (heldBy(holder, { containerID: alloc.containerID!, ifname: alloc.interface! }))
+          return { result: placed };
+        if (bind && holder.binding === 'identity' && holder.identity === bind.identity) {
+          if (holder.containerID && holder.interface !== alloc.interface)
+            throw new ConflictError(
+              `${formatIp(address)} is named for pod ${bind.identity} by ${bind.origin}, but the pod's interface ${holder.interface ?? '?'} holds it (container ${holder.containerID})`,
+            );
+          return { result: { ...placed, previous: holder }, write: withAllocation(block, offset, alloc) };
         }
-        return { result: placed, write: withAllocation(block, offset, alloc) };
+        if (bind?.source === 'sticky') return { result: undefined };
+        throw new ConflictError(conflictMessage(address, alloc, bind, plan.source, holder));
       },
       { confirmNegative: true },
+    );
+  }
+
+  /**
+   * Binds an address to another identity than the requester's (the other replicas of an
+   * ordinal list) if nothing holds it; a holder of another identity is a conflict. Returns
+   * what it wrote, for rollback.
+   */
+  private async reserve(r: Reservation): Promise<Written | undefined> {
+    const cidr = await this.blockCovering(r.address, r.pool);
+    const name = blockName(cidr);
+    const offset = offsetOf(cidr, r.address);
+    const alloc = reservedAllocation(r.bind);
+    const now = this.now();
+    return this.blocks.modify(
+      name,
+      (cur) => {
+        const block = cur ?? newBlock(cidr, r.pool.name, undefined);
+        const holder = liveAt(block, offset, now);
+        if (!holder)
+          return {
+            result: { block: name, offset, written: alloc },
+            write: withAllocation(block, offset, alloc),
+          };
+        if (holder.binding === 'identity' && holder.identity === r.bind.identity)
+          return { result: undefined };
+        throw new ConflictError(
+          `${formatIp(r.address)} is named for pod ${r.bind.identity} by ${r.bind.origin}, but is held by ${describeHolder(holder)}`,
+        );
+      },
+      // A cached "already reserved for that replica" is fine (no read per entry per ADD);
+      // an error is confirmed on a fresh read first.
+      { confirmErrors: true },
     );
   }
 
@@ -409,9 +648,13 @@ export class Ipam {
     plan: Extract<FamilyPlan, { kind: 'pools' }>,
     node: string,
     alloc: Allocation,
+    reservations: ReservationIndex,
   ): Promise<Placed> {
+    const reserved = reservations.reservedAddresses();
+    const tryAllocate = (name: string, cidr: Cidr, mode: AllocateMode) =>
+      this.tryAllocate(name, cidr, plan.pools, node, alloc, mode, reserved);
     for (const b of this.ownBlocks(this.blocks.cached(), node, plan.pools)) {
-      const placed = await this.tryAllocate(b.metadata.name, blockCidr(b), plan.pools, node, alloc, 'own');
+      const placed = await tryAllocate(b.metadata.name, blockCidr(b), 'own');
       if (placed) return placed;
     }
     for (let round = 1; round <= this.retry.maxAttempts; round++) {
@@ -420,7 +663,7 @@ export class Ipam {
       let candidates = 0;
       for (const [cidr, mode] of this.candidates(all, node, plan.pools)) {
         candidates++;
-        const placed = await this.tryAllocate(blockName(cidr), cidr, plan.pools, node, alloc, mode);
+        const placed = await tryAllocate(blockName(cidr), cidr, mode);
         if (placed) return placed;
       }
       if (candidates === 0) {
@@ -503,40 +746,49 @@ export class Ipam {
     node: string,
     alloc: Allocation,
     mode: AllocateMode,
+    reserved: readonly IpAddr[],
   ): Promise<Placed | undefined> {
     const pool = pools.find((p) => containsCidr(p.cidr, cidr))!;
+    const now = this.now();
+    // IPReservation addresses nobody holds yet are never handed out from a pool.
+    const skip = reserved.length
+      ? new Set(reserved.filter((ip) => containsIp(cidr, ip)).map((ip) => offsetOf(cidr, ip)))
+      : undefined;
     return this.blocks.modify(name, (cur) => {
       if (!cur && mode !== 'claim') return { result: undefined };
       const affinity = cur ? cur.spec.affinity : undefined;
       if (mode === 'own' && affinity !== node) return { result: undefined };
       if (mode === 'claim' && affinity !== undefined && affinity !== node) return { result: undefined };
       const block = cur ?? newBlock(cidr, pool.name, node);
-      const offset = freeOffset(block, cidr, this.cursors.get(name) ?? 0);
+      const offset = freeOffset(block, cidr, this.cursors.get(name) ?? 0, now, skip);
       if (offset === undefined) return { result: undefined };
       let next = withAllocation(block, offset, alloc);
       if (mode === 'claim' && next.spec.affinity === undefined) next = withAffinity(next, node);
       return {
-        result: { block: name, cidr, offset, pool: pool.name, affinity: next.spec.affinity },
+        result: { block: name, cidr, offset, pool: pool.name, affinity: next.spec.affinity, written: alloc },
         write: next,
       };
     });
   }
 
-  /** Undoes the placements of a failed request; the first error is what the caller sees. */
-  private async rollback(placed: Placed[], key: AttachmentKey): Promise<void> {
-    for (const p of placed.reverse()) {
+  /**
+   * Undoes the writes of a failed request, newest first: what it put in place goes, and an
+   * identity's earlier holding it replaced comes back. The first error is what the caller sees.
+   */
+  private async rollback(writes: Written[]): Promise<void> {
+    for (const p of writes.reverse()) {
       try {
         const offset = String(p.offset);
         await this.blocks.modify(
           p.block,
           (cur) => {
-            const a = cur?.spec.allocations[offset];
-            if (!cur || !a || !heldBy(a, key)) return { result: undefined };
+            if (!cur || !sameAllocation(cur.spec.allocations[offset], p.written))
+              return { result: undefined };
+            if (p.previous) return { result: undefined, write: withAllocation(cur, p.offset, p.previous) };
             return { result: undefined, write: this.afterRemoval(withoutOffsets(cur, [offset])) };
           },
           { confirmNegative: true },
         );
-        this.unindexBlock(key, p.block);
       } catch (e) {
         this.log.error(
           { err: e, block: p.block, offset: p.offset },
@@ -548,7 +800,7 @@ export class Ipam {
 
   // ---- release ----
 
-  private async releaseIn(name: string, key: AttachmentKey): Promise<AllocationRecord[]> {
+  private async releaseIn(name: string, key: AttachmentKey, pools: PoolSet): Promise<AllocationRecord[]> {
     return this.blocks.modify(
       name,
       (cur) => {
@@ -557,11 +809,31 @@ export class Ipam {
         const c = blockCidr(cur);
         return {
           result: offsets.map((o) => recordOf(cur, o, c)),
-          write: this.afterRemoval(withoutOffsets(cur, offsets)),
+          write: this.detach(cur, offsets, pools),
         };
       },
       { confirmNegative: true },
     );
+  }
+
+  /**
+   * The block once the pods at `offsets` let go: attachment-bound addresses are freed,
+   * identity-bound ones stay, held for the pool's hold time (sticky) or reserved.
+   */
+  private detach(block: IPAMBlock, offsets: readonly string[], pools: PoolSet): IPAMBlock | 'delete' {
+    const pool =
+      pools.pools.find((p) => p.name === block.spec.pool) ?? pools.shadowed.get(block.spec.pool)?.pool;
+    const holdSeconds = pool?.object.spec.stickyHoldSeconds ?? this.holdSeconds;
+    const heldUntil = new Date(this.now() + holdSeconds * 1000).toISOString();
+    const freed: string[] = [];
+    let next = block;
+    for (const o of offsets) {
+      const a = block.spec.allocations[o]!;
+      const kept = detached(a, a.source === 'sticky' ? heldUntil : undefined);
+      if (kept && !(a.source === 'sticky' && holdSeconds === 0)) next = withAllocation(next, Number(o), kept);
+      else freed.push(o);
+    }
+    return this.afterRemoval(withoutOffsets(next, freed));
   }
 
   /** An unclaimed block that no longer holds anything is deleted rather than kept empty. */

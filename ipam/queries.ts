@@ -9,9 +9,9 @@ import {
   size,
   type IPAMBlock,
 } from '../model/index.js';
-import { blockCidr, capacity, recordsOf, usedCount } from './blocks.js';
+import { blockCidr, capacity, isExpired, recordsOf, stateOf, usedCount } from './blocks.js';
 import { blockCount, type PoolSet } from './pools.js';
-import type { AllocationRecord, PoolUsage } from './types.js';
+import type { AllocationRecord, BindingRecord, PoolUsage } from './types.js';
 
 function byAddress(a: string, b: string): number {
   const x = parseCidr(a.includes('/') ? a : `${a}/${a.includes(':') ? 128 : 32}`, 'cidr', false);
@@ -57,7 +57,9 @@ export function poolUsage(pools: PoolSet, blocks: Iterable<IPAMBlock>): PoolUsag
       let borrowed = 0;
       for (const { b } of mine) {
         used += usedCount(b);
-        borrowed += Object.values(b.spec.allocations).filter((a) => a.node !== b.spec.affinity).length;
+        borrowed += Object.values(b.spec.allocations).filter(
+          (a) => a.node !== undefined && a.node !== b.spec.affinity,
+        ).length;
       }
       const total = Number(size(pool.cidr));
       return {
@@ -79,4 +81,32 @@ export function poolUsage(pools: PoolSet, blocks: Iterable<IPAMBlock>): PoolUsag
 /** Free addresses left in a block (for the allocator's ordering). */
 export function freeIn(b: IPAMBlock): number {
   return capacity(blockCidr(b)) - usedCount(b);
+}
+
+/**
+ * Identity-bound addresses (ordinal lists, reservations, sticky) and their state, by address.
+ * A hold whose time has passed (`now`) is left out: it is free, the sweep just has not run.
+ */
+export function bindingsOf(blocks: Iterable<IPAMBlock>, now: number): BindingRecord[] {
+  const out: BindingRecord[] = [];
+  for (const b of blocks) {
+    for (const [offset, a] of Object.entries(b.spec.allocations)) {
+      if (a.binding !== 'identity' || !a.identity || isExpired(a, now)) continue;
+      const r = recordsOf({ ...b, spec: { ...b.spec, allocations: { [offset]: a } } })[0]!;
+      out.push({
+        address: r.address,
+        identity: a.identity,
+        source: a.source ?? 'sticky',
+        ...(a.owner !== undefined ? { owner: a.owner } : {}),
+        state: stateOf(a),
+        ...(a.node !== undefined ? { node: a.node } : {}),
+        ...(a.containerID !== undefined ? { containerID: a.containerID } : {}),
+        ...(a.interface !== undefined ? { ifname: a.interface } : {}),
+        ...(a.heldUntil !== undefined ? { heldUntil: a.heldUntil } : {}),
+        block: b.spec.cidr,
+        pool: b.spec.pool,
+      });
+    }
+  }
+  return out.sort((x, y) => byAddress(x.address, y.address));
 }

@@ -9,7 +9,23 @@ export const ANNOTATIONS = {
   ipv4Pools: 'tern.network/ipv4-pools',
   /** JSON list of IPv6 pool names or CIDRs to allocate from. */
   ipv6Pools: 'tern.network/ipv6-pools',
+  /**
+   * JSON list on a StatefulSet's pod template: entry i is the address (or the IPv4 + IPv6
+   * pair) of the replica with ordinal i. Every listed address is reserved for the set.
+   */
+  ipAddrsByOrdinal: 'tern.network/ip-addrs-by-ordinal',
+  /** "true" on a pod or its namespace: the pod's first addresses stay bound to its name. */
+  stickyIp: 'tern.network/sticky-ip',
 } as const;
+
+/** The replica ordinal of a StatefulSet pod (Kubernetes ≥ 1.28 sets it). */
+export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
+
+/** What bound an address to a pod identity. */
+export type BindingSource = 'ordinal' | 'reservation' | 'sticky';
+
+/** In use by a pod of the identity; held after DEL until a time (sticky); reserved (not held by a pod). */
+export type BindingState = 'in use' | 'held' | 'reserved';
 
 /** One network attachment of a pod: the unit that holds addresses (one per family). */
 export interface Attachment {
@@ -34,6 +50,8 @@ export interface AssignRequest {
    */
   nodeLabels?: Labels;
   podAnnotations?: Readonly<Record<string, string>>;
+  /** Pod labels (the replica ordinal label `apps.kubernetes.io/pod-index`), when known. */
+  podLabels?: Readonly<Record<string, string>>;
   namespaceAnnotations?: Readonly<Record<string, string>>;
   /** Pools named in the CNI network configuration (names or CIDRs). */
   configPools?: { ipv4?: readonly string[]; ipv6?: readonly string[] };
@@ -74,6 +92,32 @@ export interface AllocationRecord {
   ifname?: string;
   /** Node hosting the holder. */
   node?: string;
+  /** Set when the address is bound to a pod identity rather than to the attachment. */
+  binding?: 'identity';
+  /** `<namespace>/<pod>` of an identity-bound address. */
+  identity?: string;
+  source?: BindingSource;
+  owner?: string;
+  /** Sticky hold after DEL ends at this instant (RFC 3339). */
+  heldUntil?: string;
+}
+
+/** One identity-bound address (`ternctl ipam show`). */
+export interface BindingRecord {
+  address: string;
+  identity: string;
+  source: BindingSource;
+  /** `<namespace>/<set>` (ordinal list) or `<namespace>/<IPReservation>`. */
+  owner?: string;
+  state: BindingState;
+  /** Node hosting the pod while in use. */
+  node?: string;
+  containerID?: string;
+  ifname?: string;
+  /** End of the hold (state held). */
+  heldUntil?: string;
+  block: string;
+  pool: string;
 }
 
 export interface PoolUsage {
