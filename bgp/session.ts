@@ -174,8 +174,9 @@ export class Session {
       const why = !this.running
         ? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
         : CeaseSubcode.CONNECTION_COLLISION_RESOLUTION;
+      socket.on('error', () => {});
       socket.end(encodeNotification(ErrorCode.CEASE, why));
-      socket.destroySoon?.();
+      setTimeout(() => socket.destroy(), 200).unref();
       return;
     }
     if (this.conns.some((c) => !c.outbound)) {
