@@ -96,6 +96,8 @@ export interface IpamOptions {
 
 export const DEFAULT_STICKY_HOLD_SECONDS = 600;
 
+const RESERVED_FULL = Symbol('reserved-full');
+
 /** One allocation this request wrote, and what was there before (an identity's earlier holder). */
 interface Written {
   block: string;
@@ -655,16 +657,17 @@ export class Ipam {
       this.tryAllocate(name, cidr, plan.pools, node, alloc, mode, reserved);
     for (const b of this.ownBlocks(this.blocks.cached(), node, plan.pools)) {
       const placed = await tryAllocate(b.metadata.name, blockCidr(b), 'own');
-      if (placed) return placed;
+      if (placed && placed !== RESERVED_FULL) return placed;
     }
     for (let round = 1; round <= this.retry.maxAttempts; round++) {
       const all = await this.blocks.list();
       for (const b of all) if (b.spec.affinity === node) this.blocks.remember(b);
       let candidates = 0;
       for (const [cidr, mode] of this.candidates(all, node, plan.pools)) {
-        candidates++;
         const placed = await tryAllocate(blockName(cidr), cidr, mode);
-        if (placed) return placed;
+        // A block whose only free addresses are reserved is no candidate (not a lost race).
+        if (placed !== RESERVED_FULL) candidates++;
+        if (placed && placed !== RESERVED_FULL) return placed;
       }
       if (candidates === 0) {
         const pools = plan.pools.map((p) => `${p.name} (${formatCidr(p.cidr)})`).join(', ');
@@ -738,7 +741,10 @@ export class Ipam {
     }
   }
 
-  /** One CAS attempt series on one block; undefined when the block turns out unusable. */
+  /**
+   * One CAS attempt series on one block; undefined when the block turns out unusable,
+   * RESERVED_FULL when its only free addresses are reserved by IPReservations.
+   */
   private async tryAllocate(
     name: string,
     cidr: Cidr,
@@ -747,21 +753,24 @@ export class Ipam {
     alloc: Allocation,
     mode: AllocateMode,
     reserved: readonly IpAddr[],
-  ): Promise<Placed | undefined> {
+  ): Promise<Placed | typeof RESERVED_FULL | undefined> {
     const pool = pools.find((p) => containsCidr(p.cidr, cidr))!;
     const now = this.now();
     // IPReservation addresses nobody holds yet are never handed out from a pool.
     const skip = reserved.length
       ? new Set(reserved.filter((ip) => containsIp(cidr, ip)).map((ip) => offsetOf(cidr, ip)))
       : undefined;
-    return this.blocks.modify(name, (cur) => {
+    return this.blocks.modify<Placed | typeof RESERVED_FULL | undefined>(name, (cur) => {
       if (!cur && mode !== 'claim') return { result: undefined };
       const affinity = cur ? cur.spec.affinity : undefined;
       if (mode === 'own' && affinity !== node) return { result: undefined };
       if (mode === 'claim' && affinity !== undefined && affinity !== node) return { result: undefined };
       const block = cur ?? newBlock(cidr, pool.name, node);
       const offset = freeOffset(block, cidr, this.cursors.get(name) ?? 0, now, skip);
-      if (offset === undefined) return { result: undefined };
+      if (offset === undefined)
+        return {
+          result: skip?.size && freeOffset(block, cidr, 0, now) !== undefined ? RESERVED_FULL : undefined,
+        };
       let next = withAllocation(block, offset, alloc);
       if (mode === 'claim' && next.spec.affinity === undefined) next = withAffinity(next, node);
       return {
