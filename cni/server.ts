@@ -123,6 +123,6 @@ export class CniServer {
   }
 }
 
-function failure(code: number, msg: string): WireResponse {
-  return { exitCode: 1, stdout: errorJson('1.1.0', code, msg) };
+function failure(code: number, msg: string, cniVersion = '1.1.0'): WireResponse {
+  return { exitCode: 1, stdout: errorJson(cniVersion, code, msg) };
 }
