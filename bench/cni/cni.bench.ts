@@ -1,8 +1,10 @@
 // ADD/DEL latency of `tern` (the real executable + the warm agent) against Debian's reference
 // `ptp` + `host-local`, and the floor of any Node executable (`node -e 0`), in the same run, on the
-// same node netns. Every plugin runs as a runtime would run it (env + stdin), under
+// same node netns. A third variant, `tern-cjs`, is the same executable bundled into one CommonJS
+// file (rolldown, from vite's toolchain): it measures what the ESM loader costs at start-up. Every plugin runs as a runtime would run it (env + stdin), under
 // `nsenter --net=<node>` so all three pay the same exec cost. Then 50 concurrent ADDs and DELs.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { execa } from 'execa';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,17 +15,20 @@ const CONCURRENT = 50;
 
 const lab = new CniLab({ pools: ['bench=10.70.0.0/16,26'] });
 let dataDir = '';
+let ternCjs = '';
 
 beforeAll(async () => {
   await lab.start();
   dataDir = await mkdtemp(join(tmpdir(), 'tern-bench-hostlocal-'));
+  ternCjs = join(dataDir, 'tern.cjs');
+  await execa('npx', ['rolldown', TERN_BIN, '--format', 'cjs', '--platform', 'node', '--file', ternCjs]);
 }, 300_000);
 afterAll(async () => {
   await lab.cleanup();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-type Plugin = 'tern' | 'ptp';
+type Plugin = 'tern' | 'tern-cjs' | 'ptp';
 
 function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: string): Promise<TernOutput> {
   const env = {
@@ -37,7 +42,7 @@ function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: strin
     TERN_CNI_SOCKET: lab.socket,
   };
   const conf =
-    plugin === 'tern'
+    plugin !== 'ptp'
       ? { cniVersion: '1.0.0', name: 'bench-tern', type: 'tern' }
       : {
           cniVersion: '1.0.0',
@@ -48,8 +53,8 @@ function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: strin
           ipam: { type: 'host-local', ranges: [[{ subnet: '10.71.0.0/16' }]], dataDir },
         };
   const nsenter = ['nsenter', `--net=/var/run/netns/${lab.node}`];
-  const prefix = plugin === 'tern' ? [...nsenter, process.execPath] : nsenter;
-  const bin = plugin === 'tern' ? TERN_BIN : '/usr/lib/cni/ptp';
+  const prefix = plugin === 'ptp' ? nsenter : [...nsenter, process.execPath];
+  const bin = plugin === 'ptp' ? '/usr/lib/cni/ptp' : plugin === 'tern' ? TERN_BIN : ternCjs;
   return runPlugin(bin, env, JSON.stringify(conf), prefix);
 }
 
@@ -69,7 +74,7 @@ describe('CNI ADD/DEL latency', () => {
   it(`${ROUNDS} sequential ADD+DEL per plugin, the node -e 0 floor, and ${CONCURRENT} concurrent ADDs`, async () => {
     const samples: Record<string, number[]> = {};
     const add = (k: string, ms: number) => (samples[k] ??= []).push(ms);
-    const pods = { tern: await lab.pod('bt'), ptp: await lab.pod('bp') };
+    const pods = { tern: await lab.pod('bt'), 'tern-cjs': await lab.pod('bc'), ptp: await lab.pod('bp') };
     const floorEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
     const logStart = lab.agentLog.length;
     // Interleave the plugins round by round so load changes on the machine hit all of them alike.
@@ -78,7 +83,7 @@ describe('CNI ADD/DEL latency', () => {
         runPlugin('0', floorEnv, '', ['nsenter', `--net=/var/run/netns/${lab.node}`, process.execPath, '-e']),
       );
       add('node -e 0', floor);
-      for (const plugin of ['tern', 'ptp'] as const) {
+      for (const plugin of ['tern', 'tern-cjs', 'ptp'] as const) {
         const id = `${plugin}${i}`;
         const [a, ra] = await timed(() => invoke(plugin, 'ADD', id, pods[plugin].path));
         expect(ra.code, `${plugin} ADD: ${ra.stdout}${ra.stderr}`).toBe(0);
@@ -123,26 +128,36 @@ describe('CNI ADD/DEL latency', () => {
     expect(await lab.residue()).toEqual({ veths: [], routes: [] });
 
     const floor = pct(samples['node -e 0']!, 50);
-    const rows = ['node -e 0', 'tern ADD', 'agent ADD', 'ptp ADD', 'tern DEL', 'agent DEL', 'ptp DEL'].map(
+    const rows = [
+      'node -e 0',
+      'tern ADD',
+      'tern-cjs ADD',
+      'agent ADD',
+      'ptp ADD',
+      'tern DEL',
+      'tern-cjs DEL',
+      'agent DEL',
+      'ptp DEL',
+    ].map(
       (k) =>
-        `${k.padEnd(12)}${fmt(pct(samples[k]!, 50))}${fmt(pct(samples[k]!, 99))}${fmt(pct(samples[k]!, 50) - floor)}`,
+        `${k.padEnd(14)}${fmt(pct(samples[k]!, 50))}${fmt(pct(samples[k]!, 99))}${fmt(pct(samples[k]!, 50) - floor)}`,
     );
     const ratio = (k: string) => (pct(samples[`tern ${k}`]!, 50) / pct(samples[`ptp ${k}`]!, 50)).toFixed(2);
     const conc = (['tern', 'ptp'] as const).map(
       (p) =>
-        `${p.padEnd(12)}${fmt(concurrent[p]!.wall)}${fmt(pct(concurrent[p]!.each, 50))}${fmt(pct(concurrent[p]!.each, 99))}${fmt(concurrent[p]!.delWall)}`,
+        `${p.padEnd(14)}${fmt(concurrent[p]!.wall)}${fmt(pct(concurrent[p]!.each, 50))}${fmt(pct(concurrent[p]!.each, 99))}${fmt(concurrent[p]!.delWall)}`,
     );
     console.log(
       [
         '',
         `CNI latency, ms (${ROUNDS} sequential rounds, interleaved; exec under nsenter --net for all)`,
         '(agent ADD/DEL: time inside the warm agent, part of tern ADD/DEL)',
-        `${'what'.padEnd(12)}${'p50'.padStart(8)}${'p99'.padStart(8)}${'p50-floor'.padStart(10)}`,
+        `${'what'.padEnd(14)}${'p50'.padStart(8)}${'p99'.padStart(8)}${'p50-floor'.padStart(10)}`,
         ...rows,
         `ratio tern/ptp p50: ADD ${ratio('ADD')}, DEL ${ratio('DEL')}`,
         '',
         `${CONCURRENT} concurrent ADDs then ${CONCURRENT} concurrent DELs, ms`,
-        `${'plugin'.padEnd(12)}${'ADD wall'.padStart(8)}${'ADD p50'.padStart(8)}${'ADD p99'.padStart(8)}${'DEL wall'.padStart(8)}`,
+        `${'plugin'.padEnd(14)}${'ADD wall'.padStart(8)}${'ADD p50'.padStart(8)}${'ADD p99'.padStart(8)}${'DEL wall'.padStart(8)}`,
         ...conc,
         '',
       ].join('\n'),
