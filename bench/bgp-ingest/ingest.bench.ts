@@ -16,7 +16,10 @@ const DEADLINE_S = Number(process.env.BGP_INGEST_DEADLINE_S ?? 300);
 const FEEDER = '10.88.0.1';
 const ADDR = { tern: '10.88.0.2', bird: '10.88.0.3', gobgp: '10.88.0.4', frr: '10.88.0.5' } as const;
 type Receiver = keyof typeof ADDR;
-const RECEIVERS: Receiver[] = ['tern', 'bird', 'gobgp', 'frr'];
+/** BGP_INGEST_RECEIVERS picks a subset (BIRD, the reference, is always measured). */
+const RECEIVERS: Receiver[] = ['tern', 'bird', 'gobgp', 'frr'].filter(
+  (k) => k === 'bird' || (process.env.BGP_INGEST_RECEIVERS ?? 'tern,gobgp,frr').split(',').includes(k),
+) as Receiver[];
 const REPO = path.resolve(import.meta.dirname, '../..');
 
 interface Row {
