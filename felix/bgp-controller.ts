@@ -1,10 +1,18 @@
 // Drives the node's BGP speaker from the cluster view: sessions follow Nodes, BGPPeers and
 // the BGPConfiguration; announcements follow the node's IPAM blocks and borrowed addresses;
 // best paths learned from peers become routes of the reconciler's `bgp` class.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { BgpSpeaker } from '../bgp/index.js';
-import type { BestPathChange, PeerStatus } from '../bgp/speaker.js';
-import type { BGPConfiguration } from '../model/index.js';
+import { BgpSpeaker, type SpeakerOptions } from '../bgp/index.js';
+import type {
+  BestPathChange,
+  OriginateAttributes,
+  PeerOptions,
+  PeerStatus,
+  RibEntry,
+} from '../bgp/speaker.js';
+import type { Policy } from '../bgp/index.js';
+import { parseIp, type BGPConfiguration } from '../model/index.js';
 import { announcements } from './announcements.js';
 import {
   bgpNodeOf,
@@ -29,6 +37,35 @@ export interface BgpControllerOptions {
   logger: Logger;
   /** Longest wait for peers before stale learned routes (adopted at start) may be removed. */
   initialSyncMs?: number;
+  /** Builds the speaker; default a real BgpSpeaker (unit tests pass a fake). */
+  createSpeaker?: (options: SpeakerOptions) => Speaker;
+}
+
+/** What the controller uses of the speaker (BgpSpeaker; a fake in unit tests). */
+export interface Speaker {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  addPeer(options: PeerOptions): void;
+  removePeer(address: string): void;
+  updatePeer(options: PeerOptions): void;
+  originate(prefix: string, attrs?: OriginateAttributes): void;
+  withdraw(prefix: string): void;
+  peers(): PeerStatus[];
+  rib(filter?: { prefix?: string }): RibEntry[];
+  on(event: 'bestPathChanged', listener: (change: BestPathChange) => void): unknown;
+  on(event: 'peerStateChanged', listener: (status: PeerStatus) => void): unknown;
+}
+
+/**
+ * The BGP identifier: the node's IPv4 address, else (IPv6-only node) 32 bits of a hash of its
+ * name, so that two IPv6-only nodes never present the same identifier (RFC 6286 needs it unique
+ * within the AS; an OPEN carrying the receiver's own identifier is refused).
+ */
+export function routerIdOf(nodeName: string, ipv4: string | undefined): string {
+  if (ipv4) return ipv4;
+  const h = createHash('sha1').update(nodeName).digest();
+  // Avoid 0.0.0.0 (invalid) by forcing the first octet into 1..254.
+  return [(h[0]! % 254) + 1, h[1], h[2], h[3]].join('.');
 }
 
 export interface PeerStatusWithSource extends PeerStatus {
@@ -36,13 +73,16 @@ export interface PeerStatusWithSource extends PeerStatus {
 }
 
 export class BgpController {
-  private speaker: BgpSpeaker | undefined;
+  private speaker: Speaker | undefined;
   private speakerKey = '';
   private readonly peers = new Map<string, DesiredPeer>();
   private readonly originated = new Set<string>();
   private readonly learned = new Set<string>();
   private syncTimer: NodeJS.Timeout | undefined;
   private bgpSynced = false;
+  /** Large community marking this node's own announcements (see ownRoutesOnly). */
+  private marker = '';
+  private asn = 0;
 
   constructor(private readonly o: BgpControllerOptions) {}
 
@@ -66,11 +106,37 @@ export class BgpController {
     };
   }
 
-  /** Brings the speaker and its sessions and announcements in line with the cluster view. */
+  private running: Promise<void> | undefined;
+  private again = false;
+
+  /**
+   * Brings the speaker and its sessions and announcements in line with the cluster view. Calls
+   * made while a pass runs are folded into one more pass (a speaker restart awaits, and two
+   * interleaved passes would each start a speaker); every caller resolves after a pass that
+   * began after its call.
+   */
   async reconcile(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.reconcileOnce();
+        } while (this.again);
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  private async reconcileOnce(): Promise<void> {
     const settings = clusterSettings(this.clusterConfig());
     const self = this.self();
-    const routerId = self.ipv4 ?? '0.0.0.1';
+    const routerId = routerIdOf(self.name, self.ipv4);
     const clusterId = settings.isReflector(self)
       ? (self.routeReflectorClusterId ?? settings.clusterId)
       : undefined;
@@ -90,7 +156,7 @@ export class BgpController {
       this.peers.delete(address);
     }
     for (const p of diff.change) {
-      speaker.updatePeer(peerOptions(p));
+      speaker.updatePeer(this.peerOptions(p));
       this.peers.set(p.address, p);
     }
     for (const p of diff.add) {
@@ -99,7 +165,7 @@ export class BgpController {
           { peer: p.address, source: p.source },
           'BGP password not applied: TCP MD5 comes with issue 4',
         );
-      speaker.addPeer(peerOptions(p));
+      speaker.addPeer(this.peerOptions(p));
       this.peers.set(p.address, p);
     }
     if (diff.add.length + diff.remove.length + diff.change.length > 0) {
@@ -116,16 +182,18 @@ export class BgpController {
     const wanted = new Set(
       announcements(this.o.view.blocksOf(this.o.nodeName), this.o.view.borrowedBy(this.o.nodeName)),
     );
+    // New prefixes first, withdrawals after: a block that replaces a narrower announcement
+    // (or the reverse) is never absent from the peers in between.
+    for (const prefix of wanted) {
+      if (!this.originated.has(prefix)) {
+        speaker.originate(prefix, { communities: [this.marker] });
+        this.originated.add(prefix);
+      }
+    }
     for (const prefix of this.originated) {
       if (!wanted.has(prefix)) {
         speaker.withdraw(prefix);
         this.originated.delete(prefix);
-      }
-    }
-    for (const prefix of wanted) {
-      if (!this.originated.has(prefix)) {
-        speaker.originate(prefix);
-        this.originated.add(prefix);
       }
     }
     this.maybeMarkSynced();
@@ -143,13 +211,16 @@ export class BgpController {
       this.peers.clear();
       this.originated.clear();
     }
-    const speaker = new BgpSpeaker({
+    this.asn = asn;
+    this.marker = `${asn}:${Number(parseIp(routerId).value)}:1`;
+    const options: SpeakerOptions = {
       asn,
       routerId,
       listen: { port: this.o.listenPort },
       ...(clusterId ? { clusterId } : {}),
       logger: this.o.logger.child({ component: 'bgp' }),
-    });
+    };
+    const speaker: Speaker = this.o.createSpeaker ? this.o.createSpeaker(options) : new BgpSpeaker(options);
     speaker.on('bestPathChanged', (c) => this.onBestPath(c));
     speaker.on('peerStateChanged', () => this.maybeMarkSynced());
     await speaker.start();
@@ -193,11 +264,11 @@ export class BgpController {
     this.o.logger.info({ reason, learned: this.learned.size }, 'BGP routes synced');
   }
 
+  /** Sessions ordered by peer address. */
   peerStatuses(): PeerStatusWithSource[] {
-    return (this.speaker?.peers() ?? []).map((p) => ({
-      ...p,
-      source: this.peers.get(p.address)?.source ?? '',
-    }));
+    return (this.speaker?.peers() ?? [])
+      .map((p) => ({ ...p, source: this.peers.get(p.address)?.source ?? '' }))
+      .sort((a, b) => compareIps(a.address, b.address));
   }
 
   rib(prefix?: string) {
@@ -212,6 +283,32 @@ export class BgpController {
     if (this.syncTimer) clearTimeout(this.syncTimer);
     await this.speaker?.stop();
   }
+
+  private peerOptions(p: DesiredPeer) {
+    return {
+      ...peerOptions(p),
+      ...(p.asn !== this.asn ? { exportPolicy: ownRoutesOnly(this.marker) } : {}),
+    };
+  }
+}
+
+/**
+ * Export policy towards eBGP peers (ToR switches, nodes of another AS): only this node's own
+ * announcements, recognised by its marker community, which is removed on the way out. Without
+ * it a node would re-advertise routes it learned from other nodes with itself as next hop, and
+ * the fabric could send another node's pod traffic through it.
+ */
+export function ownRoutesOnly(marker: string): Policy {
+  return {
+    rules: [{ match: { communities: [marker] }, action: 'accept', set: { removeCommunities: [marker] } }],
+    defaultAction: 'reject',
+  };
+}
+
+function compareIps(a: string, b: string): number {
+  const x = parseIp(a);
+  const y = parseIp(b);
+  return x.family !== y.family ? x.family - y.family : x.value < y.value ? -1 : x.value > y.value ? 1 : 0;
 }
 
 function peerOptions(p: DesiredPeer) {

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { callAgent } from '../../cli/agent-client.js';
 import { openDatastore, type Datastore } from '../../datastore/index.js';
@@ -35,8 +36,8 @@ import {
 import type { ProbeResult, ProbeTarget, Protocol } from './probe.js';
 import { isOurs, startProcess, stopLabProcess } from './processes.js';
 import { LabStateFile, type LabState } from './state.js';
-import { startTor, torPeers, type TorKind, type TorPeer } from './tor.js';
-import type { Topology } from './topology.js';
+import { startTor, torPeers, torRoutes, type TorKind, type TorPeer, type TorRoute } from './tor.js';
+import { clusterAsn, torSpeaks, type Topology } from './topology.js';
 
 export const DEFAULT_LAB_DIR = '/run/tern-lab';
 export const DEFAULT_LAB_PREFIX = 'ternlab-';
@@ -51,6 +52,23 @@ export interface LabOptions {
   /** The repository (its dist/ holds the executables). */
   repo: string;
   progress?: (message: string) => void;
+  /** Extra tern-node flags for every agent (e.g. ['--route-resync-seconds', '2']). */
+  agentArgs?: string[];
+}
+
+export interface CreatedPod {
+  ip: string;
+  /** performance.timeOrigin + performance.now() when the CNI ADD returned (ms, sub-ms precision). */
+  cniReturnedAt: number;
+}
+
+/** A route as `ip -j route` prints it. */
+export interface KernelRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string | number;
+  type?: string;
 }
 
 export interface PodSpec {
@@ -179,71 +197,42 @@ export class Lab {
     const ds = await this.datastore();
     await this.seed(ds, t, rack);
 
-    const nodeAsn = (name: string) => t.nodes.find((n) => n.name === name)?.asn ?? t.tor.asn;
-    this.progress(`top-of-rack: ${t.tor.kind} route reflector (AS ${t.tor.asn})`);
-    const tor = startTor({
-      kind: t.tor.kind,
-      asn: t.tor.asn,
-      netns: rack.torNetns,
-      address: rack.torAddress,
-      nodes: rack.nodes.map((n) => ({ name: n.name, address: n.address, asn: nodeAsn(n.name) })),
-      dir: this.dir,
-      repo: this.options.repo,
-    });
+    const nodeAsn = (name: string) => t.nodes.find((n) => n.name === name)?.asn ?? clusterAsn(t);
     this.save((s) => {
-      s.processes.push(tor);
       s.torAddress = rack.torAddress;
       s.etcdEndpoint = this.etcdEndpoint;
     });
+    if (torSpeaks(t)) {
+      const role = t.bgp.mode === 'reflector' ? 'route reflector' : 'eBGP peer';
+      this.progress(`top-of-rack: ${t.tor.kind} ${role} (AS ${t.tor.asn})`);
+      const tor = startTor({
+        kind: t.tor.kind,
+        asn: t.tor.asn,
+        netns: rack.torNetns,
+        address: rack.torAddress,
+        nodes: rack.nodes.map((n) => ({ name: n.name, address: n.address, asn: nodeAsn(n.name) })),
+        originate: t.tor.originate,
+        dir: this.dir,
+        repo: this.options.repo,
+      });
+      this.save((s) => s.processes.push(tor));
+    } else {
+      this.progress(`top-of-rack: a plain switch (BGP mode ${t.bgp.mode})`);
+    }
 
     for (const n of rack.nodes) {
-      const spec = t.nodes.find((x) => x.name === n.name)!;
-      this.progress(`node ${n.name}: tern-node in ${n.netns} (${n.address})`);
-      const sockets = {
-        cniSocket: join(this.dir, `${n.name}-cni.sock`),
-        agentSocket: join(this.dir, `${n.name}-agent.sock`),
-        httpSocket: '',
-      };
-      const agent = startProcess({
-        role: `agent:${n.name}`,
-        netns: n.netns,
-        command: process.execPath,
-        args: [
-          join(this.options.repo, 'dist/felix/main.js'),
-          '--node-name',
-          n.name,
-          '--etcd-endpoints',
-          this.etcdEndpoint,
-          '--node-ipv4',
-          n.address,
-          '--cni-socket',
-          sockets.cniSocket,
-          '--control-socket',
-          sockets.agentSocket,
-          '--node-labels',
-          JSON.stringify(spec.labels ?? {}),
-          ...(spec.asn !== undefined ? ['--as-number', String(spec.asn)] : []),
-          ...(spec.routeReflector ? ['--route-reflector-cluster-id', n.address] : []),
-        ],
-        logFile: join(this.dir, `${n.name}.log`),
-      });
       this.save((s) => {
-        s.processes.push(agent);
-        s.nodes[n.name] = { netns: n.netns, address: n.address, ...sockets };
+        s.nodes[n.name] = {
+          netns: n.netns,
+          address: n.address,
+          cniSocket: join(this.dir, `${n.name}-cni.sock`),
+          agentSocket: join(this.dir, `${n.name}-agent.sock`),
+          httpSocket: '',
+        };
       });
+      this.startAgentProcess(n.name);
     }
-    for (const n of rack.nodes) {
-      await waitUntil(
-        `agent on ${n.name} (see ${join(this.dir, `${n.name}.log`)})`,
-        async () => {
-          const p = this.state().processes.find((x) => x.role === `agent:${n.name}`);
-          if (p && !isOurs(p))
-            throw new Error(`tern-node on ${n.name} exited; see ${join(this.dir, `${n.name}.log`)}`);
-          return callAgent(this.state().nodes[n.name]!.agentSocket, '/v1/status', undefined, 1000);
-        },
-        30_000,
-      );
-    }
+    for (const n of rack.nodes) await this.waitAgent(n.name);
 
     for (const p of t.pods) {
       this.progress(`pod ${p.namespace}/${p.name} on ${p.node}`);
@@ -255,6 +244,125 @@ export class Lab {
     }
     this.progress('waiting for BGP to converge');
     await this.waitConverged(60_000);
+  }
+
+  // ---- agents -----------------------------------------------------------------------------
+
+  private agentRole(node: string): string {
+    return `agent:${node}`;
+  }
+
+  private startAgentProcess(name: string): void {
+    const t = this.topology();
+    const n = this.state().nodes[name]!;
+    const spec = t.nodes.find((x) => x.name === name)!;
+    this.progress(`node ${name}: tern-node in ${n.netns} (${n.address})`);
+    const agent = startProcess({
+      role: this.agentRole(name),
+      netns: n.netns,
+      command: process.execPath,
+      args: [
+        join(this.options.repo, 'dist/felix/main.js'),
+        '--node-name',
+        name,
+        '--etcd-endpoints',
+        this.etcdEndpoint,
+        '--node-ipv4',
+        n.address,
+        '--cni-socket',
+        n.cniSocket,
+        '--control-socket',
+        n.agentSocket,
+        '--node-labels',
+        JSON.stringify(spec.labels ?? {}),
+        ...(spec.asn !== undefined ? ['--as-number', String(spec.asn)] : []),
+        ...(spec.routeReflector ? ['--route-reflector-cluster-id', n.address] : []),
+        ...(this.options.agentArgs ?? []),
+      ],
+      logFile: join(this.dir, `${name}.log`),
+    });
+    this.save((s) => {
+      s.processes = s.processes.filter((p) => p.role !== agent.role);
+      s.processes.push(agent);
+    });
+  }
+
+  private async waitAgent(name: string): Promise<void> {
+    const log = join(this.dir, `${name}.log`);
+    await waitUntil(
+      `agent on ${name} (see ${log})`,
+      async () => {
+        const p = this.agentProcess(name);
+        if (p && !isOurs(p)) throw new Error(`tern-node on ${name} exited; see ${log}`);
+        return callAgent(this.state().nodes[name]!.agentSocket, '/v1/status', undefined, 1000);
+      },
+      30_000,
+    );
+  }
+
+  private agentProcess(name: string) {
+    return this.state().processes.find((x) => x.role === this.agentRole(name));
+  }
+
+  private node(name: string) {
+    const n = this.state().nodes[name];
+    if (!n)
+      throw new ValidationError(
+        'node',
+        `unknown node ${JSON.stringify(name)} (nodes: ${Object.keys(this.state().nodes).join(', ')})`,
+      );
+    return n;
+  }
+
+  /** PID of the node's running agent, if any. */
+  agentPid(name: string): number | undefined {
+    this.node(name);
+    const p = this.agentProcess(name);
+    return p && isOurs(p) ? p.pid : undefined;
+  }
+
+  /** Stops the node's agent: SIGTERM (clean stop) or SIGKILL (a crash). Routes stay in the kernel. */
+  async stopAgent(name: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    this.node(name);
+    const p = this.agentProcess(name);
+    if (!p || !isOurs(p)) return;
+    if (signal === 'SIGKILL') {
+      process.kill(p.pid, 'SIGKILL');
+      while (isOurs(p)) await sleep(5);
+    } else {
+      await stopLabProcess(p);
+    }
+    this.save((s) => (s.processes = s.processes.filter((x) => x.role !== p.role)));
+  }
+
+  /** Starts the node's agent again (after stopAgent) and waits until it serves its API. */
+  async startAgent(name: string): Promise<void> {
+    if (this.agentPid(name) !== undefined) throw new AlreadyExistsError(`the agent on ${name} is running`);
+    this.startAgentProcess(name);
+    await this.waitAgent(name);
+  }
+
+  /** Takes a node out of the cluster: stops its agent and deletes its Node object. */
+  async removeNode(name: string): Promise<void> {
+    await this.stopAgent(name);
+    const ds = await this.datastore();
+    await ds.delete('Node', { name }).catch((e: unknown) => {
+      if (!(e instanceof NotFoundError)) throw e;
+    });
+  }
+
+  /** The node's routes in its kernel (main table), optionally of one protocol number. */
+  async kernelRoutes(name: string, protocol?: number): Promise<KernelRoute[]> {
+    const n = this.node(name);
+    const { stdout } = await execa('ip', [
+      '-n',
+      n.netns,
+      '-j',
+      'route',
+      'show',
+      ...(protocol !== undefined ? ['proto', String(protocol)] : []),
+    ]);
+    return JSON.parse(stdout || '[]') as KernelRoute[];
   }
 
   private async startEtcd(): Promise<void> {
@@ -306,15 +414,22 @@ export class Lab {
         apiVersion: TERN_API_VERSION,
         kind: 'BGPConfiguration',
         metadata: { name: 'default' },
-        // The ToR reflects; nodes marked routeReflector reflect too.
-        spec: { asNumber: t.tor.asn, nodeToNodeMesh: false },
+        // Without the mesh, the ToR (reflector mode) or the nodes marked routeReflector reflect.
+        spec: {
+          asNumber: clusterAsn(t),
+          nodeToNodeMesh: t.bgp.mode === 'mesh' || t.bgp.mode === 'ebgp-tor',
+        },
       },
-      {
-        apiVersion: TERN_API_VERSION,
-        kind: 'BGPPeer',
-        metadata: { name: 'tor' },
-        spec: { peerIP: rack.torAddress, asNumber: t.tor.asn },
-      },
+      ...(torSpeaks(t)
+        ? [
+            {
+              apiVersion: TERN_API_VERSION,
+              kind: 'BGPPeer',
+              metadata: { name: 'tor' },
+              spec: { peerIP: rack.torAddress, asNumber: t.tor.asn },
+            },
+          ]
+        : []),
       ...t.namespaces.map((n) => ({
         apiVersion: 'v1',
         kind: 'Namespace',
@@ -324,20 +439,30 @@ export class Lab {
     await this.apply(objects);
   }
 
-  /** Every node has a route to every other node's blocks, and every session on the ToR is up. */
+  /**
+   * Every running agent has all its sessions up (and so has the ToR, when it speaks BGP), and
+   * every running node has a learned route covering every block of every other running node.
+   */
   async waitConverged(timeoutMs: number): Promise<void> {
-    const s = this.state();
     const t = this.topology();
     const ds = await this.datastore();
     await waitUntil(
       'BGP convergence',
       async () => {
-        const peers = await this.torPeers();
-        if (peers.length < t.nodes.length || !peers.every((p) => p.established)) return undefined;
-        const blocks = (await ds.list('IPAMBlock')).items.filter((b) => b.spec.affinity);
-        for (const [name, n] of Object.entries(s.nodes)) {
-          const { stdout } = await execa('ip', ['-n', n.netns, '-j', 'route', 'show', 'proto', '92']);
-          const learned = (JSON.parse(stdout || '[]') as Array<{ dst: string }>).map((r) => r.dst);
+        const running = Object.keys(this.state().nodes).filter((n) => this.agentPid(n) !== undefined);
+        if (torSpeaks(t)) {
+          const peers = (await this.torPeers()).filter((p) => running.includes(p.name));
+          if (peers.length < running.length || !peers.every((p) => p.established)) return undefined;
+        }
+        for (const name of running) {
+          const st = (await this.nodeStatus(name)) as { peers: Array<{ state: string }> };
+          if (st.peers.length === 0 || !st.peers.every((p) => p.state === 'Established')) return undefined;
+        }
+        const blocks = (await ds.list('IPAMBlock')).items.filter(
+          (b) => b.spec.affinity && running.includes(b.spec.affinity),
+        );
+        for (const name of running) {
+          const learned = (await this.kernelRoutes(name, 92)).map((r) => r.dst);
           const missing = blocks.filter(
             (b) => b.spec.affinity !== name && !learned.some((d) => covers(d, b.spec.cidr)),
           );
@@ -356,6 +481,14 @@ export class Lab {
   }
 
   async addPod(spec: PodSpec): Promise<string> {
+    return (await this.createPod(spec)).ip;
+  }
+
+  /**
+   * Creates a pod (Pod object, netns, CNI ADD through the real plugin) and, unless `server` is
+   * false, starts its TCP/UDP identity server.
+   */
+  async createPod(spec: PodSpec, options: { server?: boolean } = {}): Promise<CreatedPod> {
     const s = this.state();
     const node = s.nodes[spec.node];
     if (!node)
@@ -405,8 +538,13 @@ export class Lab {
         st.pods[key] = { netns, node: spec.node, containerID };
       });
       const result = await this.cni('ADD', spec.namespace, spec.name);
+      const cniReturnedAt = performance.timeOrigin + performance.now();
       const ip = (JSON.parse(result) as { ips?: Array<{ address: string }> }).ips?.[0]?.address.split('/')[0];
       if (!ip) throw new Error(`CNI ADD for ${key} returned no address: ${result}`);
+      if (options.server === false) {
+        this.save((st) => (st.pods[key] = { netns, node: spec.node, containerID, ip }));
+        return { ip, cniReturnedAt };
+      }
       const server = startProcess({
         role: `pod:${key}`,
         netns,
@@ -418,7 +556,7 @@ export class Lab {
         st.pods[key] = { netns, node: spec.node, containerID, ip };
         st.processes.push(server);
       });
-      return ip;
+      return { ip, cniReturnedAt };
     } catch (e) {
       await this.delPod(spec.namespace, spec.name).catch(() => undefined);
       throw e;
@@ -555,11 +693,19 @@ export class Lab {
   async torPeers(): Promise<TorPeer[]> {
     const s = this.state();
     const t = this.topology();
+    if (!torSpeaks(t)) return [];
     return torPeers({
       kind: t.tor.kind as TorKind,
       dir: this.dir,
       nodes: Object.entries(s.nodes).map(([name, n]) => ({ name, address: n.address, asn: 0 })),
     });
+  }
+
+  /** Best routes in the ToR daemon's RIB; empty when the ToR does not speak BGP. */
+  async torRoutes(): Promise<TorRoute[]> {
+    const t = this.topology();
+    if (!torSpeaks(t)) return [];
+    return torRoutes({ kind: t.tor.kind as TorKind, dir: this.dir });
   }
 
   async nodeStatus(node: string): Promise<unknown> {

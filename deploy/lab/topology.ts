@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ValidationError, parseCidr, parseIp } from '../../model/index.js';
+import { DEFAULT_AS_NUMBER, ValidationError, parseCidr, parseIp } from '../../model/index.js';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const name = (max: number) =>
@@ -30,11 +30,34 @@ const podSchema = z.object({
   ports: z.array(z.number().int().min(1).max(65535)).optional(),
 });
 
+/**
+ * How the nodes exchange routes:
+ * - `reflector` (default): the ToR is an iBGP route reflector in the nodes' AS, no node mesh;
+ * - `mesh`: iBGP full mesh between nodes, the ToR only switches;
+ * - `node-reflector`: no mesh, the nodes marked `routeReflector` reflect, the ToR only switches;
+ * - `ebgp-tor`: node mesh plus an eBGP session from every node to the ToR (its own AS), which
+ *   originates `tor.originate` towards the nodes.
+ */
+export const BGP_MODES = ['reflector', 'mesh', 'node-reflector', 'ebgp-tor'] as const;
+export type BgpMode = (typeof BGP_MODES)[number];
+
 export const topologySchema = z
   .object({
     tor: z
-      .object({ kind: z.enum(['tern', 'bird', 'frr']).default('tern'), asn: asn.default(64512) })
-      .default({ kind: 'tern', asn: 64512 }),
+      .object({
+        kind: z.enum(['tern', 'bird', 'frr']).default('tern'),
+        asn: asn.default(64512),
+        /** Prefixes the ToR originates (ebgp-tor mode), e.g. an external network behind it. */
+        originate: z.array(z.string()).default([]),
+      })
+      .default({ kind: 'tern', asn: 64512, originate: [] }),
+    bgp: z
+      .object({
+        mode: z.enum(BGP_MODES).default('reflector'),
+        /** The cluster's AS (BGPConfiguration); default the ToR's in reflector mode, else 64512. */
+        asn: asn.optional(),
+      })
+      .default({ mode: 'reflector' }),
     /** The rack's shared L2 segment: the ToR takes the first address, nodes the following ones. */
     rackSubnet: z.string().default('10.77.0.0/24'),
     pools: z
@@ -80,6 +103,23 @@ export const topologySchema = z
     } catch (e) {
       issue(['rackSubnet'], (e as Error).message.replace(/^cidr: /, ''));
     }
+    if (t.bgp.mode === 'node-reflector' && !t.nodes.some((n) => n.routeReflector)) {
+      issue(['nodes'], 'node-reflector mode needs at least one node with routeReflector: true');
+    }
+    if (t.bgp.mode === 'ebgp-tor') {
+      const clusterAsn = t.bgp.asn ?? DEFAULT_AS_NUMBER;
+      t.nodes.forEach((n, i) => {
+        if ((n.asn ?? clusterAsn) === t.tor.asn)
+          issue(['tor', 'asn'], `must differ from node ${t.nodes[i]!.name}'s AS in ebgp-tor mode`);
+      });
+    }
+    t.tor.originate.forEach((p, i) => {
+      try {
+        parseCidr(p);
+      } catch (e) {
+        issue(['tor', 'originate', i], (e as Error).message.replace(/^cidr: /, ''));
+      }
+    });
     t.pools.forEach((p, i) => {
       try {
         parseCidr(p.cidr);
@@ -90,6 +130,16 @@ export const topologySchema = z
   });
 
 export type Topology = z.output<typeof topologySchema>;
+
+/** The AS the cluster's nodes use unless a node sets its own. */
+export function clusterAsn(t: Topology): number {
+  return t.bgp.asn ?? (t.bgp.mode === 'reflector' ? t.tor.asn : DEFAULT_AS_NUMBER);
+}
+
+/** Whether the ToR namespace runs a BGP daemon (else it is a plain switch and router). */
+export function torSpeaks(t: Topology): boolean {
+  return t.bgp.mode === 'reflector' || t.bgp.mode === 'ebgp-tor';
+}
 
 function pathString(path: ReadonlyArray<PropertyKey>): string {
   return path.reduce<string>(

@@ -1,5 +1,6 @@
-// The top-of-rack namespace's BGP daemon: a route reflector for every node (iBGP, the
-// nodes' AS), run as tern's own speaker, BIRD 2 or FRR bgpd.
+// The top-of-rack namespace's BGP daemon, run as tern's own speaker, BIRD 2 or FRR bgpd: a
+// route reflector for the nodes that share its AS (iBGP), an eBGP neighbour of the others,
+// and the originator of the prefixes in `originate` (an external network behind the ToR).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -14,8 +15,16 @@ export interface TorPlan {
   netns: string;
   address: string;
   nodes: Array<{ name: string; address: string; asn: number }>;
+  /** Prefixes the ToR announces to the nodes. */
+  originate: string[];
   dir: string;
   repo: string;
+}
+
+/** A best route in the ToR's RIB. */
+export interface TorRoute {
+  prefix: string;
+  nextHop?: string;
 }
 
 export interface TorPeer {
@@ -41,6 +50,7 @@ function ternConfig(p: TorPlan): string {
         routeReflectorClient: n.asn === p.asn,
         connectRetryTime: 5,
       })),
+      originate: p.originate,
     },
     null,
     2,
@@ -52,6 +62,9 @@ function birdConfig(p: TorPlan): string {
     `log "${join(p.dir, 'bird.log')}" all;`,
     `router id ${p.address};`,
     'protocol device { }',
+    ...(p.originate.length
+      ? [`protocol static originated { ipv4; ${p.originate.map((x) => `route ${x} blackhole;`).join(' ')} }`]
+      : []),
     ...p.nodes.map(
       (n) =>
         `protocol bgp ${n.name.replace(/[^a-zA-Z0-9_]/g, '_')} { local ${p.address} as ${p.asn}; neighbor ${n.address} as ${n.asn}; ` +
@@ -74,6 +87,7 @@ function frrConfig(p: TorPlan): string {
       ` neighbor ${n.address} timers connect 5`,
     ]),
     ' address-family ipv4 unicast',
+    ...p.originate.map((x) => `  network ${x}`),
     ...p.nodes.filter((n) => n.asn === p.asn).map((n) => `  neighbor ${n.address} route-reflector-client`),
     ' exit-address-family',
     '',
@@ -165,4 +179,52 @@ export async function torPeers(p: Pick<TorPlan, 'kind' | 'dir' | 'nodes'>): Prom
       }));
     }
   }
+}
+
+/** Best routes in the ToR daemon's RIB (learned and originated). */
+export async function torRoutes(p: Pick<TorPlan, 'kind' | 'dir'>): Promise<TorRoute[]> {
+  switch (p.kind) {
+    case 'tern': {
+      const { getRib } = await import('../../bgp/control-client.js');
+      const rib = await getRib(join(p.dir, 'tor-bgp.sock'));
+      return rib.flatMap((e) => {
+        const best = e.paths.find((x) => x.best) ?? e.paths[0];
+        return best ? [{ prefix: e.prefix, ...(best.nextHop ? { nextHop: best.nextHop } : {}) }] : [];
+      });
+    }
+    case 'bird': {
+      const { stdout } = await execa('birdc', ['-s', join(p.dir, 'bird.ctl'), 'show', 'route', 'primary']);
+      return parseBirdRoutes(stdout);
+    }
+    case 'frr': {
+      const { stdout } = await execa('vtysh', ['--vty_socket', p.dir, '-c', 'show bgp ipv4 unicast json']);
+      const routes =
+        (
+          JSON.parse(stdout) as {
+            routes?: Record<string, Array<{ bestpath?: boolean; nexthops?: Array<{ ip: string }> }>>;
+          }
+        ).routes ?? {};
+      return Object.entries(routes).flatMap(([prefix, paths]) => {
+        const best = paths.find((x) => x.bestpath);
+        const nextHop = best?.nexthops?.[0]?.ip;
+        return best ? [{ prefix, ...(nextHop && nextHop !== '0.0.0.0' ? { nextHop } : {}) }] : [];
+      });
+    }
+  }
+}
+
+/** `birdc show route primary`: a prefix line, then `via X on dev` for unicast routes. */
+export function parseBirdRoutes(text: string): TorRoute[] {
+  const out: TorRoute[] = [];
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f.:]+\/\d+)\s/.exec(line);
+    if (head) {
+      out.push({ prefix: head[1]! });
+      continue;
+    }
+    const via = /^\s+via\s+(\S+)/.exec(line);
+    const last = out[out.length - 1];
+    if (via && last && !last.nextHop) last.nextHop = via[1]!;
+  }
+  return out;
 }
