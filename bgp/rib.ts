@@ -75,7 +75,7 @@ export class AttributeInterner {
 }
 
 export function attributesKey(a: PathAttributes): string {
-  return `${encodePathAttributes(a, { fourOctetAs: true }, true).toString('latin1')}|${a.nextHop ?? ''}|${a.linkLocalNextHop ?? ''}`;
+  return `${encodePathAttributes(a, { fourOctetAs: true }, false).toString('latin1')}|${a.nextHop ?? ''}|${a.linkLocalNextHop ?? ''}`;
 }
 
 const DEFAULT_LOCAL_PREF = 100;

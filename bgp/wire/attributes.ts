@@ -546,8 +546,10 @@ export function encodePathAttributes(a: PathAttributes, ctx: EncodeContext, with
   const asSize = ctx.fourOctetAs ? 4 : 2;
   parts.push(attr(WELL_KNOWN, AttrType.ORIGIN, Buffer.from([a.origin])));
   parts.push(attr(WELL_KNOWN, AttrType.AS_PATH, encodeAsPath(a.asPath, asSize)));
-  if (withNextHop && a.nextHop !== undefined)
+  // An IPv6 next hop only travels in MP_REACH_NLRI.
+  if (withNextHop && a.nextHop !== undefined && !a.nextHop.includes(':')) {
     parts.push(attr(WELL_KNOWN, AttrType.NEXT_HOP, ipv4(a.nextHop)));
+  }
   if (a.med !== undefined) parts.push(attr(OPT_NON_TRANSITIVE, AttrType.MED, u32(a.med)));
   if (a.localPref !== undefined) parts.push(attr(WELL_KNOWN, AttrType.LOCAL_PREF, u32(a.localPref)));
   if (a.atomicAggregate) parts.push(attr(WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, Buffer.alloc(0)));
