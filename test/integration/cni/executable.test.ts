@@ -7,9 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CniServer } from '../../../cni/server.js';
 import { TERN_BIN, buildCni, runPlugin } from './harness.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'tern-exe-'));
-const missing = join(dir, 'nobody-listens.sock');
-beforeAll(() => buildCni(), 300_000);
+let dir = '';
+let missing = '';
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tern-exe-'));
+  missing = join(dir, 'nobody-listens.sock');
+  await buildCni();
+}, 300_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const run = (env: Record<string, string>, stdin: string) =>

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CniHandler } from '../../../cni/handler.js';
 import type { AgentHooks, PodEndpoint } from '../../../cni/ports.js';
 import { NON_K8S_NAMESPACE } from '../../../cni/request.js';
@@ -9,9 +9,15 @@ import { UnavailableError, formatIp } from '../../../model/index.js';
 import { hostVethName } from '../../../model/routing.js';
 import { FakeDataplane, FakeIpam } from './fakes.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'tern-cni-unit-'));
-const netns = join(dir, 'netns');
-writeFileSync(netns, '');
+// A plain file stands in for the pod netns (the handler only stats it). Created in beforeAll, so a
+// run that filters every test out (hooks skipped) leaves nothing behind.
+let dir = '';
+let netns = '';
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tern-cni-unit-'));
+  netns = join(dir, 'netns');
+  writeFileSync(netns, '');
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function setup(free = ['10.0.0.1', '10.0.0.2', '10.0.0.3'], hooks: AgentHooks = {}) {

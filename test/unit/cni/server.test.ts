@@ -2,10 +2,14 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CniServer } from '../../../cni/server.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'tern-cni-server-'));
+// Created in beforeAll, so a run that filters every test out (hooks skipped) leaves nothing behind.
+let dir = '';
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tern-cni-server-'));
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function send(path: string, body: string | Buffer): Promise<string> {
