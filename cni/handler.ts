@@ -126,6 +126,7 @@ export class CniHandler {
       const ips = await this.assign({
         attachment: ref,
         podAnnotations: info.annotations,
+        ...(Object.keys(info.labels).length ? { podLabels: info.labels } : {}),
         namespaceAnnotations: info.namespaceAnnotations,
         requestedIps,
         configPools: {
@@ -335,7 +336,8 @@ export class CniHandler {
     const { namespace, name, kubernetes } = req.pod;
     try {
       const [pod, ns] = await Promise.all([
-        req.conf.podAnnotations || !kubernetes ? undefined : this.hooks.lookupPod?.(namespace, name),
+        // Labels come only from the agent; annotations from the runtime win when it sent them.
+        kubernetes ? this.hooks.lookupPod?.(namespace, name) : undefined,
         kubernetes ? this.hooks.lookupNamespace?.(namespace) : undefined,
       ]);
       return {

@@ -131,7 +131,7 @@ export interface NamespaceInfo {
 
 /** The agent's side of the handler. Every hook is optional. */
 export interface AgentHooks {
-  /** Labels/annotations of a Kubernetes pod, when the runtime did not pass annotations itself. */
+  /** Labels/annotations of a Kubernetes pod (annotations the runtime passed take precedence). */
   lookupPod?(namespace: string, name: string): Promise<PodInfo | undefined>;
   /** Annotations of a namespace (IPAM pool choice). */
   lookupNamespace?(name: string): Promise<NamespaceInfo | undefined>;

@@ -103,6 +103,17 @@ describe('CniHandler ADD', () => {
     expect(seen.sort()).toEqual(['shop', 'shop/web-0']);
   });
 
+  it('passes the looked-up pod labels to IPAM (StatefulSet ordinals bind stable addresses)', async () => {
+    const { handler, ipam } = setup(undefined, {
+      lookupPod: async () => ({ labels: { 'apps.kubernetes.io/pod-index': '2' }, annotations: {} }),
+    });
+    const seen: unknown[] = [];
+    const assign = ipam.assign.bind(ipam);
+    ipam.assign = (req) => (seen.push(req.podLabels), assign(req));
+    expect((await call(handler)).exitCode).toBe(0);
+    expect(seen).toEqual([{ 'apps.kubernetes.io/pod-index': '2' }]);
+  });
+
   it('a failing pod lookup is code 11 (try again later) and allocates nothing', async () => {
     const { handler, ipam } = setup(undefined, {
       lookupPod: () => Promise.reject(new Error('apiserver down')),
