@@ -1,49 +1,19 @@
 // Client of the tern-bgp control socket, and the table formatting `ternctl bgp peers|rib` prints.
-import http from 'node:http';
-import { UnavailableError } from '../model/errors.js';
+import { requestJson } from '../model/local-api.js';
 import type { OriginateAttributes, PeerStatus, RibEntry } from './speaker.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/tern/bgp.sock';
 
-function request<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      {
-        socketPath,
-        method,
-        path,
-        headers: payload
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-          : {},
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            reject(new UnavailableError(`tern-bgp control API returned non-JSON (${res.statusCode})`));
-            return;
-          }
-          if ((res.statusCode ?? 500) >= 400) {
-            reject(
-              new UnavailableError(`tern-bgp: ${(parsed as { error?: string }).error ?? res.statusCode}`),
-            );
-          } else {
-            resolve(parsed as T);
-          }
-        });
-      },
-    );
-    req.on('error', (err) =>
-      reject(new UnavailableError(`cannot reach tern-bgp at ${socketPath}: ${err.message}`)),
-    );
-    req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
-    req.end(payload);
+function request<T>(
+  socketPath: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  return requestJson<T>(socketPath, path, {
+    method,
+    ...(body === undefined ? {} : { body }),
+    service: 'tern-bgp',
   });
 }
 

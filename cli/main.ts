@@ -4,8 +4,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LAB_DIR, Lab, NoLabError } from '../deploy/lab/lab.js';
-import { ValidationError } from '../model/index.js';
-import { AgentUnreachableError } from './agent-client.js';
+import { UnavailableError, ValidationError } from '../model/index.js';
+import { LocalApiError } from '../model/local-api.js';
 import {
   bgpCommand,
   ipamCommand,
@@ -116,7 +116,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
-  const known = e instanceof ValidationError || e instanceof NoLabError || e instanceof AgentUnreachableError;
+  const known =
+    e instanceof ValidationError ||
+    e instanceof NoLabError ||
+    e instanceof UnavailableError ||
+    e instanceof LocalApiError;
   console.error(`ternctl: ${(e as Error).message}`);
   if (!known && process.env.TERN_DEBUG) console.error(e);
   process.exitCode = known ? 2 : 1;
