@@ -1,14 +1,6 @@
 // Read-only views over a set of blocks. Pure, so the agent can run them over its own watch
 // cache as well as through Ipam (which lists first).
-import {
-  containsCidr,
-  hostCidr,
-  formatCidr,
-  parseCidr,
-  parseIp,
-  size,
-  type IPAMBlock,
-} from '../model/index.js';
+import { containsCidr, formatCidr, parseCidr, size, type IPAMBlock } from '../model/index.js';
 import { blockCidr, capacity, isExpired, recordsOf, stateOf, usedCount } from './blocks.js';
 import { blockCount, type PoolSet } from './pools.js';
 import type { AllocationRecord, BindingRecord, PoolUsage } from './types.js';
@@ -36,14 +28,15 @@ export function allocationsOfNode(blocks: Iterable<IPAMBlock>, node: string): Al
 }
 
 /**
- * Host CIDRs (/32, /128) of addresses held for pods on `node` inside blocks not affine to it
- * (borrowed, or fixed addresses in unclaimed blocks): `node` announces each of them.
+ * Addresses held for pods on `node` inside blocks not affine to it (borrowed, fixed addresses
+ * in unclaimed blocks, identity-bound addresses that moved here): `node` announces each of
+ * them as a /32 (/128). Plain addresses, as the agent's announcement builder takes them.
  */
 export function borrowedByNode(blocks: Iterable<IPAMBlock>, node: string): string[] {
   return [...blocks]
     .filter((b) => b.spec.affinity !== node)
     .flatMap((b) => recordsOf(b).filter((r) => r.node === node))
-    .map((r) => formatCidr(hostCidr(parseIp(r.address))))
+    .map((r) => r.address)
     .sort(byAddress);
 }
 

@@ -98,7 +98,7 @@ describe('exhaustion and borrowing', () => {
     expect(borrowed.addresses[0]!.borrowed).toBe(true);
     const n2Block = parseCidr((await ipam.blocksOf('n2'))[0]!);
     expect(containsIp(n2Block, parseIp(borrowed.addresses[0]!.address))).toBe(true);
-    expect(await ipam.borrowedBy('n1')).toEqual([`${borrowed.addresses[0]!.address}/32`]);
+    expect(await ipam.borrowedBy('n1')).toEqual([borrowed.addresses[0]!.address]);
     expect(await ipam.borrowedBy('n2')).toEqual([]);
   });
 
@@ -136,7 +136,7 @@ describe('fixed addresses (tern.network/ip-addrs)', () => {
     expect(addressesOf(r)).toEqual(['10.4.0.77', 'fd00:4::17']);
     expect(r.addresses.every((a) => a.borrowed)).toBe(true);
     expect((await allBlocks(ds)).every((b) => b.spec.affinity === undefined)).toBe(true);
-    expect(await ipam.borrowedBy('n1')).toEqual(['10.4.0.77/32', 'fd00:4::17/128']);
+    expect(await ipam.borrowedBy('n1')).toEqual(['10.4.0.77', 'fd00:4::17']);
   });
 
   it('a fixed address inside the node’s own block is not borrowed', async () => {
@@ -197,7 +197,7 @@ describe('fixed addresses (tern.network/ip-addrs)', () => {
     const r = await ipam.assign(request('web', 'n1'));
     expect(r.addresses[0]!.address).not.toBe('10.4.0.5');
     expect(await ipam.blocksOf('n1')).toEqual(['10.4.0.0/26']);
-    expect(await ipam.borrowedBy('n2')).toEqual(['10.4.0.5/32']);
+    expect(await ipam.borrowedBy('n2')).toEqual(['10.4.0.5']);
   });
 });
 

@@ -93,14 +93,14 @@ describe('ordinal lists (tern.network/ip-addrs-by-ordinal)', () => {
     const first = pod('web-1', 'n1', { annotations: byOrdinal(LIST) });
     await ipam.assign(first);
     // web-1's address sits in an unclaimed block: n1 announces it as /32 while it runs there.
-    expect(await ipam.borrowedBy('n1')).toEqual(['10.9.0.11/32']);
+    expect(await ipam.borrowedBy('n1')).toEqual(['10.9.0.11']);
     await ipam.release(key(first));
     expect(await bindingOf(ipam, '10.9.0.11')).toMatchObject({ state: 'reserved', identity: 'db/web-1' });
     expect(await ipam.borrowedBy('n1')).toEqual([]);
     expect(await ipam.allocationsOf('n1')).toEqual([]);
     const moved = await ipam.assign(pod('web-1', 'n2', { annotations: byOrdinal(LIST) }));
     expect(addressesOf(moved)).toEqual(['10.9.0.11']);
-    expect(await ipam.borrowedBy('n2')).toEqual(['10.9.0.11/32']);
+    expect(await ipam.borrowedBy('n2')).toEqual(['10.9.0.11']);
     expect(await ipam.borrowedBy('n1')).toEqual([]);
   });
 
@@ -145,7 +145,7 @@ describe('sticky addresses (tern.network/sticky-ip)', () => {
     clock.advance(29);
     const again = await ipam.assign(pod('cache', 'n2', { annotations: sticky }));
     expect(addressesOf(again)).toEqual([address]);
-    expect(await ipam.borrowedBy('n2')).toEqual([`${address}/32`]);
+    expect(await ipam.borrowedBy('n2')).toEqual([address]);
   });
 
   it('a pod created during the hold never gets the held address; after the hold the address is allocatable', async () => {
