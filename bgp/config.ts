@@ -53,6 +53,7 @@ const peer = z
     keepaliveTime: seconds.optional(),
     connectRetryTime: z.number().int().min(1).max(65535).optional(),
     nextHopSelf: z.boolean().optional(),
+    gracefulRestart: z.boolean().optional(),
     importPolicy: policy.optional(),
     exportPolicy: policy.optional(),
   })
@@ -82,6 +83,21 @@ const configSchema = z
         z.literal(false),
         z
           .object({ host: z.string().optional(), port: z.number().int().min(0).max(65535).optional() })
+          .strict(),
+      ])
+      .optional(),
+    gracefulRestart: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            restartTime: z.number().int().min(1).max(4095).optional(),
+            forwardingState: z.boolean().optional(),
+            notification: z.boolean().optional(),
+            restarting: z.boolean().optional(),
+            selectionDeferralTime: z.number().positive().optional(),
+            stalePathTime: z.number().positive().optional(),
+          })
           .strict(),
       ])
       .optional(),
@@ -120,6 +136,7 @@ export function parseDaemonConfig(text: string, source = 'config'): DaemonConfig
       routerId: c.routerId,
       ...(c.clusterId ? { clusterId: c.clusterId } : {}),
       ...(c.listen !== undefined ? { listen: c.listen } : {}),
+      ...(c.gracefulRestart !== undefined ? { gracefulRestart: c.gracefulRestart } : {}),
     },
     ...(c.controlSocket ? { controlSocket: c.controlSocket } : {}),
     logLevel: c.logLevel ?? 'info',

@@ -58,10 +58,20 @@ export interface SessionHandler {
   established(session: Session, negotiated: Negotiated): void;
   update(session: Session, update: UpdateMessage): void;
   routeRefresh(session: Session, message: RouteRefreshMessage): void;
-  /** The Established session ended (its routes must go). */
-  down(session: Session, reason: string): void;
+  /** The Established session ended; `cause` tells whether a NOTIFICATION was exchanged (graceful restart). */
+  down(session: Session, reason: string, cause: DownCause): void;
   stateChanged?(session: Session, state: SessionState): void;
 }
+
+/** How an Established session ended: the transport failed, or a NOTIFICATION was sent or received. */
+export type DownCause =
+  | { readonly kind: 'transport' }
+  | {
+      readonly kind: 'notification';
+      readonly sent: boolean;
+      readonly code: number;
+      readonly subcode: number;
+    };
 
 const OPEN_HOLD_TIME_MS = 240_000;
 const MAX_BACKOFF_MS = 60_000;
@@ -284,7 +294,12 @@ export class Session {
   private handle(c: Connection, m: BgpMessage): void {
     switch (m.type) {
       case MessageType.NOTIFICATION:
-        this.closeConnection(c, `NOTIFICATION received: code ${m.code} subcode ${m.subcode}`);
+        this.closeConnection(c, `NOTIFICATION received: code ${m.code} subcode ${m.subcode}`, undefined, {
+          kind: 'notification',
+          sent: false,
+          code: m.code,
+          subcode: m.subcode,
+        });
         return;
       case MessageType.OPEN:
         if (c.state !== 'OpenSent') throw fsmError('OPEN');
@@ -417,8 +432,11 @@ export class Session {
 
   // ------------------------------------------------------------ teardown
 
-  private closeConnection(c: Connection, reason: string, notify?: BgpError): void {
+  private closeConnection(c: Connection, reason: string, notify?: BgpError, received?: DownCause): void {
     if (c.closed) return;
+    const cause: DownCause = notify
+      ? { kind: 'notification', sent: true, code: notify.errorCode, subcode: notify.errorSubcode }
+      : (received ?? { kind: 'transport' });
     if (notify) {
       try {
         c.socket.end(encodeNotification(notify.errorCode, notify.errorSubcode, notify.data));
@@ -438,7 +456,7 @@ export class Session {
     if (wasEstablished) this.established = undefined;
     if (reason !== 'connection collision') this.lastError = reason;
     this.log.info({ peer: this.config.peerAddress, reason, wasEstablished }, 'connection closed');
-    if (wasEstablished) this.handler.down(this, reason);
+    if (wasEstablished) this.handler.down(this, reason, cause);
     if (this.conns.length === 0 && !this.connecting) {
       if (!this.running) {
         this.setState('Idle');

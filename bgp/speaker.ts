@@ -16,11 +16,29 @@ import {
   stripUndefined,
   parseCommunity,
 } from './policy.js';
+import {
+  capabilityFor,
+  keepsRoutes,
+  resolveGracefulRestart,
+  type GracefulRestartOptions,
+  type ResolvedGracefulRestart,
+} from './graceful-restart.js';
 import { AttributeInterner, LocRib, type Path, RouteSource } from './rib.js';
-import { Session, type Negotiated, type SessionHandler, type SessionState } from './session.js';
+import {
+  Session,
+  type DownCause,
+  type Negotiated,
+  type SessionHandler,
+  type SessionState,
+} from './session.js';
 import type { PathAttributes } from './wire/attributes.js';
 import { Afi, AsPathSegmentType, CeaseSubcode, Origin, Safi } from './wire/constants.js';
-import type { AfiSafi, RouteRefreshMessage, UpdateMessage } from './wire/messages.js';
+import type {
+  AfiSafi,
+  GracefulRestartCapability,
+  RouteRefreshMessage,
+  UpdateMessage,
+} from './wire/messages.js';
 import { familyOf, formatPrefix, parseIpv4, parsePrefix, type PrefixKey } from './wire/prefix.js';
 import { toRouteView, type RouteView } from './view.js';
 
@@ -31,6 +49,11 @@ export interface SpeakerOptions {
   readonly listen?: { readonly host?: string; readonly port?: number } | false;
   /** Route reflector cluster ID; default the router ID. */
   readonly clusterId?: string;
+  /**
+   * Graceful restart (RFC 4724 + RFC 8538) in both roles; off when absent. `{}` takes the defaults
+   * (restart time 120 s, F bit and N bit set, this start counts as a restart).
+   */
+  readonly gracefulRestart?: GracefulRestartOptions | false;
   readonly logger?: Logger;
 }
 
@@ -51,6 +74,8 @@ export interface PeerOptions {
   readonly nextHopSelf?: boolean;
   readonly importPolicy?: Policy;
   readonly exportPolicy?: Policy;
+  /** `false`: no graceful restart with this peer even when the speaker has it. */
+  readonly gracefulRestart?: boolean;
 }
 
 export interface OriginateAttributes {
@@ -79,6 +104,8 @@ export interface PeerStatus {
   readonly prefixesReceived: number;
   readonly prefixesAccepted: number;
   readonly prefixesAdvertised: number;
+  /** Routes kept from this peer's previous session (graceful restart) and not yet refreshed. */
+  readonly prefixesStale?: number;
   readonly lastError?: string;
 }
 
@@ -112,6 +139,16 @@ class Peer {
   out: AdjRibOut | undefined;
   /** Export results per best-path attribute set (cleared when the peer changes). */
   exportCache = new WeakMap<Path, PathAttributes | null>();
+  /** Graceful restart: prefixes kept from the previous session, until refreshed or swept. */
+  stale: PrefixMap<true> | undefined;
+  /** Restart timer (peer down) or stale-path timer (peer back, End-of-RIB awaited). */
+  staleTimer: NodeJS.Timeout | undefined;
+  /** Families whose End-of-RIB the peer sent on this session. */
+  endOfRib = new Set<string>();
+  /** What the last Established session negotiated (still known after it went down). */
+  negotiated: Negotiated | undefined;
+  /** Our initial table went out on this session (held back while deferring selection). */
+  synced = false;
 
   constructor(
     public options: PeerOptions,
@@ -129,7 +166,14 @@ class Peer {
   }
 }
 
-type Events = { bestPathChanged: [BestPathChange]; peerStateChanged: [PeerStatus] };
+type Events = {
+  bestPathChanged: [BestPathChange];
+  peerStateChanged: [PeerStatus];
+  /** Graceful restart: route selection deferral ended, our table was sent to the peers. */
+  deferralEnded: [];
+};
+
+const familyKey = (f: AfiSafi) => `${f.afi}/${f.safi}`;
 
 export class BgpSpeaker extends EventEmitter<Events> {
   readonly asn: number;
@@ -145,6 +189,10 @@ export class BgpSpeaker extends EventEmitter<Events> {
   /** Whether anyone listens to bestPathChanged (kept current by the listener hooks below). */
   private notifyBest = false;
   private started = false;
+  private readonly gr: ResolvedGracefulRestart | undefined;
+  /** Restarting speaker: our table is held back until peers sent End-of-RIB (RFC 4724 §4.1). */
+  private deferring = false;
+  private deferralTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SpeakerOptions) {
     super();
@@ -157,6 +205,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.routerId = options.routerId;
     this.clusterId = options.clusterId ?? options.routerId;
     this.log = options.logger ?? pino({ level: 'silent' });
+    this.gr = resolveGracefulRestart(options.gracefulRestart);
     this.local = new RouteSource('local', '', options.asn);
     // Checked per route on the ingest path, so cache it instead of calling listenerCount().
     const plain = this as EventEmitter;
@@ -172,6 +221,12 @@ export class BgpSpeaker extends EventEmitter<Events> {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    if (this.gr?.restarting) {
+      this.deferring = true;
+      this.deferralTimer = setTimeout(() => this.endDeferral('timer'), this.gr.selectionDeferralTime * 1000);
+      this.deferralTimer.unref();
+      for (const p of this.peersByAddress.values()) this.setCapability(p);
+    }
     if (this.options.listen !== false) {
       const server = net.createServer((socket) => this.incoming(socket));
       const { host, port = 179 } = this.options.listen ?? {};
@@ -194,8 +249,15 @@ export class BgpSpeaker extends EventEmitter<Events> {
     return a && typeof a === 'object' ? a.port : undefined;
   }
 
+  /** Whether our table is still held back after a restart (see GracefulRestartOptions.restarting). */
+  get deferringSelection(): boolean {
+    return this.deferring;
+  }
+
   async stop(): Promise<void> {
     this.started = false;
+    clearTimeout(this.deferralTimer);
+    for (const p of this.peersByAddress.values()) this.clearStale(p);
     for (const p of this.peersByAddress.values())
       p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, 'speaker stopped');
     const server = this.server;
@@ -245,6 +307,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       this.log,
     );
     const peer = new Peer(opts, session, options.asn === this.asn);
+    this.setCapability(peer);
     this.peersByAddress.set(address, peer);
     this.peersBySession.set(session, peer);
     if (this.started) session.start();
@@ -254,6 +317,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     const peer = this.peersByAddress.get(canonicalAddress(address, 'address'));
     if (!peer) return;
     peer.session.stop(CeaseSubcode.PEER_DECONFIGURED, 'peer removed');
+    this.clearStale(peer);
     this.dropPeerRoutes(peer);
     this.peersByAddress.delete(peer.options.address);
     this.peersBySession.delete(peer.session);
@@ -275,10 +339,12 @@ export class BgpSpeaker extends EventEmitter<Events> {
       !!o.passive !== !!options.passive ||
       o.holdTime !== options.holdTime ||
       o.keepaliveTime !== options.keepaliveTime ||
-      o.connectRetryTime !== options.connectRetryTime;
+      o.connectRetryTime !== options.connectRetryTime ||
+      o.gracefulRestart !== options.gracefulRestart;
     if (sessionChanged) {
       this.removePeer(address);
       this.addPeer(options);
+      this.maybeEndDeferral();
       return;
     }
     const importChanged = JSON.stringify(o.importPolicy) !== JSON.stringify(options.importPolicy);
@@ -321,6 +387,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       prefixesReceived: p.accepted + p.rejected.size,
       prefixesAccepted: p.accepted,
       prefixesAdvertised: p.out?.advertisedCount ?? 0,
+      prefixesStale: p.stale?.size,
       lastError: s.lastError,
     } as PeerStatus);
   }
@@ -376,7 +443,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     established: (session, n) => this.onEstablished(session, n),
     update: (session, u) => this.onUpdate(session, u),
     routeRefresh: (session, m) => this.onRouteRefresh(session, m),
-    down: (session, reason) => this.onDown(session, reason),
+    down: (session, reason, cause) => this.onDown(session, reason, cause),
     stateChanged: (session) => {
       const peer = this.peersBySession.get(session);
       if (peer && this.listenerCount('peerStateChanged')) this.emit('peerStateChanged', this.status(peer));
@@ -388,18 +455,137 @@ export class BgpSpeaker extends EventEmitter<Events> {
     if (!peer) return;
     peer.source.setRouterId(n.peerRouterId);
     peer.exportCache = new WeakMap();
+    peer.negotiated = n;
+    peer.endOfRib.clear();
     peer.out = new AdjRibOut(session, n, this.log);
-    for (const [prefix, best] of this.locRib.bestPaths()) this.exportTo(peer, prefix, best);
-    peer.out.sendEndOfRibAfterInitialSync(n.families);
+    this.resumeStale(peer, n);
+    if (this.deferring) this.maybeEndDeferral();
+    else this.sendInitialTable(peer);
   }
 
-  private onDown(session: Session, reason: string): void {
+  private sendInitialTable(peer: Peer): void {
+    const out = peer.out;
+    if (!out || peer.synced) return;
+    peer.synced = true;
+    for (const [prefix, best] of this.locRib.bestPaths()) this.exportTo(peer, prefix, best);
+    out.sendEndOfRibAfterInitialSync(peer.negotiated?.families ?? []);
+  }
+
+  private onDown(session: Session, reason: string, cause: DownCause): void {
     const peer = this.peersBySession.get(session);
     if (!peer) return;
-    this.log.info({ peer: peer.options.address, reason }, 'session down; withdrawing its routes');
     peer.out?.close();
     peer.out = undefined;
+    peer.synced = false;
+    peer.endOfRib.clear();
+    const theirs = peer.negotiated?.gracefulRestart;
+    if (this.started && theirs && keepsRoutes(cause, session.config.gracefulRestart, theirs)) {
+      this.markStale(peer, theirs, reason);
+      return;
+    }
+    this.log.info({ peer: peer.options.address, reason }, 'session down; withdrawing its routes');
+    this.clearStale(peer);
     this.dropPeerRoutes(peer);
+  }
+
+  // ------------------------------------------------------------ graceful restart
+
+  /** The GR capability this peer's next OPEN carries (R bit while we defer selection). */
+  private setCapability(peer: Peer): void {
+    const gr: GracefulRestartCapability | undefined =
+      this.gr && peer.options.gracefulRestart !== false
+        ? capabilityFor(this.gr, FAMILIES, this.deferring)
+        : undefined;
+    const { gracefulRestart: _old, ...rest } = peer.session.config;
+    peer.session.config = gr ? { ...rest, gracefulRestart: gr } : rest;
+  }
+
+  /** Receiving speaker, peer down: keep its routes as stale for its restart time (RFC 4724 §4.2). */
+  private markStale(peer: Peer, theirs: GracefulRestartCapability, reason: string): void {
+    const stale = peer.stale ?? new PrefixMap<true>();
+    for (const prefix of this.locRib.prefixesFrom(peer.source)) stale.set(prefix, true);
+    peer.stale = stale;
+    peer.rejected.clear();
+    this.log.info(
+      { peer: peer.options.address, reason, stale: stale.size, restartTime: theirs.restartTime },
+      'session down; keeping its routes as stale (graceful restart)',
+    );
+    for (const f of FAMILIES) {
+      if (!theirs.families.some((g) => g.afi === f.afi && g.safi === f.safi)) {
+        this.sweepStale(peer, f, 'family not covered by graceful restart');
+      }
+    }
+    this.armStaleTimer(peer, theirs.restartTime, 'restart timer expired');
+  }
+
+  /** The peer is back: families it no longer preserves go now, the rest wait for End-of-RIB. */
+  private resumeStale(peer: Peer, n: Negotiated): void {
+    if (!peer.stale) return;
+    const theirs = n.gracefulRestart;
+    for (const f of FAMILIES) {
+      const kept =
+        n.families.some((g) => g.afi === f.afi && g.safi === f.safi) &&
+        theirs?.families.some((g) => g.afi === f.afi && g.safi === f.safi && g.forwardingState);
+      if (!kept) this.sweepStale(peer, f, 'forwarding state not preserved');
+    }
+    if (peer.stale) this.armStaleTimer(peer, this.gr?.stalePathTime ?? 360, 'stale-path timer expired');
+  }
+
+  private armStaleTimer(peer: Peer, seconds: number, why: string): void {
+    clearTimeout(peer.staleTimer);
+    if (!peer.stale) return;
+    peer.staleTimer = setTimeout(() => this.sweepStale(peer, undefined, why), seconds * 1000);
+    peer.staleTimer.unref();
+  }
+
+  /** Withdraws the routes of `peer` still stale (of one family, or all). */
+  private sweepStale(peer: Peer, family: AfiSafi | undefined, why: string): void {
+    const stale = peer.stale;
+    if (!stale) return;
+    const fam = family ? (family.afi === Afi.IPV6 ? 6 : 4) : undefined;
+    const keys = [...stale.keys()].filter((k) => fam === undefined || familyOf(k) === fam);
+    for (const k of keys) {
+      stale.delete(k);
+      if (this.setRoute(k, peer.source, undefined)) peer.accepted--;
+    }
+    if (keys.length)
+      this.log.info({ peer: peer.options.address, why, swept: keys.length }, 'stale routes swept');
+    if (stale.size === 0) this.clearStale(peer);
+  }
+
+  private clearStale(peer: Peer): void {
+    clearTimeout(peer.staleTimer);
+    peer.staleTimer = undefined;
+    peer.stale = undefined;
+  }
+
+  private onEndOfRib(peer: Peer, f: AfiSafi): void {
+    peer.endOfRib.add(familyKey(f));
+    this.sweepStale(peer, f, 'End-of-RIB');
+    this.maybeEndDeferral();
+  }
+
+  /** Restarting speaker: selection ends once every peer is up and sent End-of-RIB for its families. */
+  private maybeEndDeferral(): void {
+    if (!this.deferring) return;
+    for (const p of this.peersByAddress.values()) {
+      const n = p.session.state === 'Established' ? p.negotiated : undefined;
+      if (!n) return;
+      if (n.gracefulRestart && !n.families.every((f) => p.endOfRib.has(familyKey(f)))) return;
+    }
+    if (this.peersByAddress.size) this.endDeferral('End-of-RIB from every peer');
+  }
+
+  private endDeferral(why: string): void {
+    if (!this.deferring) return;
+    this.deferring = false;
+    clearTimeout(this.deferralTimer);
+    this.log.info({ why }, 'route selection deferral ended; sending our table');
+    for (const p of this.peersByAddress.values()) {
+      this.setCapability(p);
+      this.sendInitialTable(p);
+    }
+    this.emit('deferralEnded');
   }
 
   private dropPeerRoutes(peer: Peer): void {
@@ -410,7 +596,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
 
   private onRouteRefresh(session: Session, m: RouteRefreshMessage): void {
     const peer = this.peersBySession.get(session);
-    if (!peer?.out) return;
+    if (!peer?.out || !peer.synced) return;
     const family = m.afi === Afi.IPV6 ? 6 : 4;
     for (const [prefix, best] of this.locRib.bestPaths()) {
       if (familyOf(prefix) === family) this.exportTo(peer, prefix, best, true);
@@ -425,6 +611,10 @@ export class BgpSpeaker extends EventEmitter<Events> {
         { peer: peer.options.address, errors: u.errors.map((e) => `${e.action}: ${e.message}`) },
         'malformed UPDATE handled per RFC 7606',
       );
+    }
+    if (u.endOfRib) {
+      this.onEndOfRib(peer, u.endOfRib);
+      return;
     }
     for (const p of u.withdrawn) this.receive(peer, p, undefined, null);
     if (u.mpUnreach) for (const p of u.mpUnreach.withdrawn) this.receive(peer, p, undefined, null);
@@ -477,6 +667,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     attrs: PathAttributes | null | undefined,
     path: Path | null,
   ): void {
+    if (peer.stale?.delete(prefix) && peer.stale.size === 0) this.clearStale(peer);
     if (attrs === undefined) {
       if (peer.rejected.size && peer.rejected.delete(prefix)) return;
       if (this.setRoute(prefix, peer.source, undefined)) peer.accepted--;
@@ -523,13 +714,14 @@ export class BgpSpeaker extends EventEmitter<Events> {
         ...(best ? { best: toRouteView(best, true) } : {}),
       });
     }
-    for (const peer of this.peersByAddress.values()) if (peer.out) this.exportTo(peer, prefix, best);
+    for (const peer of this.peersByAddress.values()) if (peer.synced) this.exportTo(peer, prefix, best);
     return hadPath;
   }
 
   // ------------------------------------------------------------ RIB → peers
 
   private refreshExports(peer: Peer): void {
+    if (!peer.synced) return;
     for (const [prefix, best] of this.locRib.bestPaths()) this.exportTo(peer, prefix, best);
     for (const prefix of peer.out?.advertisedPrefixes() ?? []) {
       if (!this.locRib.best(prefix)) peer.out?.set(prefix, null);
