@@ -103,14 +103,15 @@ export class BgpLab {
 
   // ---------------------------------------------------------------- BIRD
 
-  async bird(ns: string, name: string, config: string): Promise<DaemonHandle> {
+  /** `args`: extra command-line flags (e.g. `-R`: start in graceful restart recovery). */
+  async bird(ns: string, name: string, config: string, args: readonly string[] = []): Promise<DaemonHandle> {
     const d = await this.workdir(name);
     const conf = path.join(d, 'bird.conf');
     const ctl = path.join(d, 'bird.ctl');
     const pidFile = path.join(d, 'bird.pid');
     await writeFile(conf, `log "${d}/bird.log" all;\n${config}`);
     await execa('bird', ['-p', '-c', conf]);
-    await this.netns.exec(ns, 'bird', ['-c', conf, '-s', ctl, '-P', pidFile]);
+    await this.netns.exec(ns, 'bird', ['-c', conf, '-s', ctl, '-P', pidFile, ...args]);
     const pid = await waitFor(
       `${name} pid`,
       async () => Number((await readFile(pidFile, 'utf8')).trim()) || undefined,
