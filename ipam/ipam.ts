@@ -704,23 +704,25 @@ export class Ipam {
     node: string,
     pools: readonly Pool[],
   ): Generator<[Cidr, AllocateMode]> {
-    for (const b of this.ownBlocks(all, node, pools)) if (freeIn(b) > 0) yield [blockCidr(b), 'own'];
+    const now = this.now();
+    for (const b of this.ownBlocks(all, node, pools)) if (freeIn(b, now) > 0) yield [blockCidr(b), 'own'];
     for (const pool of pools) yield* this.claimable(all, node, pool);
     for (const pool of pools) {
       const lenders = all
-        .filter((b) => b.spec.affinity !== undefined && b.spec.affinity !== node && freeIn(b) > 0)
+        .filter((b) => b.spec.affinity !== undefined && b.spec.affinity !== node && freeIn(b, now) > 0)
         .map((b) => ({ b, c: blockCidr(b) }))
         .filter(({ c }) => poolContainsBlock(pool, c))
-        .sort((x, y) => freeIn(y.b) - freeIn(x.b));
+        .sort((x, y) => freeIn(y.b, now) - freeIn(x.b, now));
       for (const { c } of lenders) yield [c, 'borrow'];
     }
   }
 
   /** Blocks of `pool` nobody has claimed: unclaimed existing ones with room, then new ones. */
   private *claimable(all: IPAMBlock[], node: string, pool: Pool): Generator<[Cidr, AllocateMode]> {
+    const now = this.now();
     const inPool = all.map((b) => ({ b, c: blockCidr(b) })).filter(({ c }) => poolContainsBlock(pool, c));
     for (const { b, c } of inPool) {
-      if (b.spec.affinity === undefined && c.prefixLength === pool.blockSize && freeIn(b) > 0)
+      if (b.spec.affinity === undefined && c.prefixLength === pool.blockSize && freeIn(b, now) > 0)
         yield [c, 'claim'];
     }
     const taken = new Set(

@@ -71,9 +71,16 @@ export function poolUsage(pools: PoolSet, blocks: Iterable<IPAMBlock>): PoolUsag
     });
 }
 
-/** Free addresses left in a block (for the allocator's ordering). */
-export function freeIn(b: IPAMBlock): number {
-  return capacity(blockCidr(b)) - usedCount(b);
+/**
+ * Free addresses left in a block (for the allocator's ordering); with `now`, expired sticky
+ * holds count as free, as the allocator treats them.
+ */
+export function freeIn(b: IPAMBlock, now?: number): number {
+  const used =
+    now === undefined
+      ? usedCount(b)
+      : Object.values(b.spec.allocations).filter((a) => !isExpired(a, now)).length;
+  return capacity(blockCidr(b)) - used;
 }
 
 /**

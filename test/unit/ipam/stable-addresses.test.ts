@@ -163,6 +163,19 @@ describe('sticky addresses (tern.network/sticky-ip)', () => {
     expect(addressesOf(await ipam.assign(pod('c', 'n1')))).toEqual([held]);
   });
 
+  it("an expired hold in another node's full block is borrowable before any sweep", async () => {
+    const ds = await storeWith([pool('tiny', '10.9.1.0/31')]);
+    const clock = new Clock();
+    const ipam = stableIpam(ds, clock, 60);
+    const a = pod('cache', 'n1', { annotations: sticky });
+    const [held] = addressesOf(await ipam.assign(a));
+    await ipam.release(key(a));
+    await ipam.assign(pod('b', 'n1'));
+    await expect(ipam.assign(pod('c', 'n2'))).rejects.toBeInstanceOf(ExhaustedError);
+    clock.advance(61);
+    expect(addressesOf(await ipam.assign(pod('c', 'n2')))).toEqual([held]);
+  });
+
   it('after the hold the same name gets a fresh address; the sweep frees expired holds', async () => {
     const ds = await storeWith([pool('p', '10.9.0.0/24')]);
     const clock = new Clock();
