@@ -3,7 +3,7 @@
 // runs the real tern-node on a private etcd (Unix socket); pods are network namespaces
 // plumbed by the real `tern` CNI executable, exactly as a container runtime calls it.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
@@ -82,6 +82,9 @@ export interface PodSpec {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Raised inside a wait's check when waiting longer cannot help (a process died). */
+class GiveUp extends Error {}
+
 async function waitUntil<T>(
   what: string,
   check: () => Promise<T | undefined>,
@@ -94,6 +97,7 @@ async function waitUntil<T>(
       const v = await check();
       if (v !== undefined) return v;
     } catch (e) {
+      if (e instanceof GiveUp) throw e;
       last = e;
     }
     await sleep(200);
@@ -101,6 +105,17 @@ async function waitUntil<T>(
   throw new Error(
     `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`,
   );
+}
+
+/** A process of the lab exited: say so with the end of its log (a failed up removes the file). */
+function exited(what: string, logFile: string): GiveUp {
+  let tail = '';
+  try {
+    tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-5).join('\n');
+  } catch {
+    /* no log written */
+  }
+  return new GiveUp(`${what} exited${tail ? `; last lines of its log:\n${tail}` : ''}`);
 }
 
 export class Lab {
@@ -293,7 +308,7 @@ export class Lab {
       `agent on ${name} (see ${log})`,
       async () => {
         const p = this.agentProcess(name);
-        if (p && !isOurs(p)) throw new Error(`tern-node on ${name} exited; see ${log}`);
+        if (p && !isOurs(p)) throw exited(`tern-node on ${name}`, log);
         return callAgent(this.state().nodes[name]!.agentSocket, '/v1/status', undefined, 1000);
       },
       30_000,
@@ -393,7 +408,7 @@ export class Lab {
     await waitUntil(
       'etcd',
       async () => {
-        if (!isOurs(etcd)) throw new Error(`etcd exited; see ${join(this.dir, 'etcd.log')}`);
+        if (!isOurs(etcd)) throw exited('etcd', join(this.dir, 'etcd.log'));
         const ds = await this.datastore();
         await ds.list('IPPool');
         return true;

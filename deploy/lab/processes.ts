@@ -38,7 +38,10 @@ export function startProcess(o: StartOptions): LabProcess {
 export function isOurs(p: LabProcess): boolean {
   try {
     const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-    return cmdline === p.cmdline;
+    // Until `ip netns exec` has exec'd the command, the PID still shows the wrapper.
+    return (
+      cmdline === p.cmdline || (cmdline.startsWith('ip netns exec ') && cmdline.endsWith(` ${p.cmdline}`))
+    );
   } catch {
     return false;
   }
