@@ -145,7 +145,8 @@ export class BgpLab {
 
   // ---------------------------------------------------------------- FRR
 
-  async frr(ns: string, name: string, config: string): Promise<DaemonHandle> {
+  /** `args`: extra bgpd flags (e.g. `-K`: graceful restart, forwarding state kept). */
+  async frr(ns: string, name: string, config: string, args: readonly string[] = []): Promise<DaemonHandle> {
     const d = await this.workdir(name);
     const conf = path.join(d, 'bgpd.conf');
     const pidFile = path.join(d, 'bgpd.pid');
@@ -162,6 +163,7 @@ export class BgpLab {
       d,
       '-P',
       '0',
+      ...args,
     ]);
     const pid = await waitFor(
       `${name} pid`,
