@@ -225,7 +225,9 @@ const ipReservationSpec = object({
           type: 'array',
           minItems: 1,
           description: 'Entry i is for ordinal i: one address, or an IPv4 + IPv6 pair.',
-          items: addresses,
+          // A string or a list: no structural type fits, and a CEL check of an untyped value
+          // exceeds the API server's cost budget. The agents validate the entries (model/tern.ts).
+          items: { 'x-kubernetes-preserve-unknown-fields': true },
         },
       },
       ['name', 'addresses'],

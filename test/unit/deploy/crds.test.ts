@@ -428,13 +428,17 @@ describe('the CRD schemas accept and reject what the zod model does', () => {
     expect(apiAccepts('IPAMBlock', o)).toEqual([]);
   });
 
-  it('statefulSets entries written as a single address string (accepted by the model) are refused by the CRD, which wants lists', () => {
-    const o = {
-      ...obj('IPReservation', { statefulSets: [{ name: 'web', addresses: ['10.0.0.6'] }] }),
+  it('statefulSets address entries are free-form at the API server (string or list) and checked by the model', () => {
+    const reservation = (addresses: unknown[]) => ({
+      ...obj('IPReservation', { statefulSets: [{ name: 'web', addresses }] }),
       metadata: { name: 'r', namespace: 'ns' },
-    };
-    expect(zodAccepts(o)).toBe(true);
-    expect(apiAccepts('IPReservation', o)).not.toEqual([]);
+    });
+    const documented = reservation(['10.0.0.6', ['10.0.0.7', 'fd00::7']]);
+    expect(zodAccepts(documented)).toBe(true);
+    expect(apiAccepts('IPReservation', documented)).toEqual([]);
+    const bad = reservation(['10.0.0.300']);
+    expect(zodAccepts(bad)).toBe(false);
+    expect(apiAccepts('IPReservation', bad)).toEqual([]);
   });
 
   it('unknown spec fields are pruned by both (the API server prunes, zod strips), not rejected', () => {
