@@ -31,6 +31,10 @@ const policy = z
               removeCommunities: z.array(z.string()).optional(),
               localPref: z.number().int().min(0).max(0xffffffff).optional(),
               med: z.number().int().min(0).max(0xffffffff).optional(),
+              asPathPrepend: z
+                .object({ asn, count: z.number().int().min(1).max(32) })
+                .strict()
+                .optional(),
             })
             .strict()
             .optional(),

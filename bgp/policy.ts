@@ -27,6 +27,8 @@ export interface PolicyRule {
     readonly removeCommunities?: readonly string[];
     readonly localPref?: number;
     readonly med?: number;
+    /** Prepend `asn` `count` times (export: after our own AS, so the peer sees it `count + 1` times). */
+    readonly asPathPrepend?: { readonly asn: number; readonly count: number };
   };
 }
 
@@ -108,6 +110,13 @@ export function compilePolicy(policy: Policy | undefined, field = 'policy'): Pol
       r.set?.addCommunities?.map((c, j) => parseCommunity(c, `${f}.set.addCommunities[${j}]`)) ?? [];
     const remove =
       r.set?.removeCommunities?.map((c, j) => parseCommunity(c, `${f}.set.removeCommunities[${j}]`)) ?? [];
+    const prepend = r.set?.asPathPrepend;
+    if (prepend) {
+      if (!Number.isInteger(prepend.asn) || prepend.asn < 1 || prepend.asn > 0xffffffff)
+        throw new ValidationError(`${f}.set.asPathPrepend.asn`, `${prepend.asn} is not an AS number`);
+      if (!Number.isInteger(prepend.count) || prepend.count < 1 || prepend.count > 32)
+        throw new ValidationError(`${f}.set.asPathPrepend.count`, 'must be an integer 1..32');
+    }
     const rewrites = new WeakMap<PathAttributes, PathAttributes>();
     const rewrite = (a: PathAttributes): PathAttributes => {
       if (!r.set) return a;
@@ -155,6 +164,7 @@ function applySet(
   out.largeCommunities = large.length ? large : undefined;
   if (set.localPref !== undefined) out.localPref = set.localPref;
   if (set.med !== undefined) out.med = set.med;
+  if (set.asPathPrepend) out.asPath = prependAs(a.asPath, set.asPathPrepend.asn, set.asPathPrepend.count);
   return stripUndefined(out);
 }
 

@@ -148,4 +148,31 @@ describe('BgpSpeaker over loopback', () => {
     expect(r.prefix).toBe('10.1.0.0/24');
     expect(r.paths[0]).toMatchObject({ communities: ['65001:1'], localPref: 200 });
   });
+
+  it('export policy prepends AS numbers and sets standard and large communities per peer', async () => {
+    const a = await speaker(65001, '10.0.0.1', '127.0.5.1');
+    const b = await speaker(65002, '10.0.0.2', '127.0.5.2');
+    const c = await speaker(65003, '10.0.0.3', '127.0.5.3');
+    pair(a, '127.0.5.1', b, '127.0.5.2', {
+      exportPolicy: {
+        rules: [
+          {
+            action: 'accept',
+            set: { addCommunities: ['65001:7', '65001:8:9'], asPathPrepend: { asn: 65001, count: 2 } },
+          },
+        ],
+      },
+    });
+    pair(a, '127.0.5.1', c, '127.0.5.3');
+    a.originate('10.1.0.0/24');
+    const atB = await waitFor('route at b', () => b.rib({ prefix: '10.1.0.0/24' })[0]);
+    expect(atB.paths[0]).toMatchObject({
+      asPath: [65001, 65001, 65001],
+      communities: ['65001:7'],
+      largeCommunities: ['65001:8:9'],
+    });
+    const atC = await waitFor('route at c', () => c.rib({ prefix: '10.1.0.0/24' })[0]);
+    expect(atC.paths[0]?.asPath).toEqual([65001]);
+    expect(atC.paths[0]?.communities).toBeUndefined();
+  });
 });
