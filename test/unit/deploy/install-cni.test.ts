@@ -18,6 +18,7 @@ import { execa } from 'execa';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseRequest } from '../../../cni/request.js';
 
+const CNI_MAIN = fileURLToPath(new URL('../../../cni/main.ts', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('../../../deploy/kubernetes/install-cni.sh', import.meta.url));
 const STUB = `const s = require('node:fs').readFileSync(0, 'utf8');
 console.log(JSON.stringify({ args: process.argv.slice(2), cmd: process.env.CNI_COMMAND, stdin: s }));
@@ -68,6 +69,42 @@ describe('install-cni.sh', () => {
     expect(JSON.parse(out.stdout)).toEqual({ args: ['x'], cmd: 'VERSION', stdin: '{"cniVersion":"1.1.0"}' });
     expect(leftovers()).toEqual([]);
   });
+
+  it('the real plugin, bundled as the Containerfile does and installed, answers VERSION and reports a missing agent as code 11', async () => {
+    // The image bundles dist/cni/main.js; rolldown reads the TypeScript source just as well.
+    await execa('npx', [
+      'rolldown',
+      CNI_MAIN,
+      '--format',
+      'cjs',
+      '--platform',
+      'node',
+      '--file',
+      dirs.plugin,
+    ]);
+    expect((await install()).exitCode).toBe(0);
+    const tern = join(dirs.bin, 'tern');
+    const version = await execa(tern, { input: '{"cniVersion":"1.0.0"}', env: { CNI_COMMAND: 'VERSION' } });
+    expect(JSON.parse(version.stdout)).toMatchObject({
+      cniVersion: '1.0.0',
+      supportedVersions: expect.arrayContaining(['0.4.0', '1.0.0', '1.1.0']),
+    });
+    const c = conflist();
+    const socket = join(dirs.bin, 'no-agent.sock');
+    const add = await execa(tern, {
+      reject: false,
+      input: JSON.stringify({ ...c.plugins[0], agentSocket: socket, name: c.name, cniVersion: c.cniVersion }),
+      env: {
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: 'abc',
+        CNI_NETNS: '/var/run/netns/x',
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: dirs.bin,
+      },
+    });
+    expect(add.exitCode).not.toBe(0);
+    expect(JSON.parse(add.stdout)).toMatchObject({ cniVersion: '1.0.0', code: 11 });
+  }, 60_000);
 
   it('writes a conflist with cniVersion 1.0.0 and cniVersions, whose tern entry the plugin parser accepts', async () => {
     expect((await install()).exitCode).toBe(0);
