@@ -2,8 +2,8 @@
 // their precedence, moves between nodes, and the bad-input matrix.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConflictError, ExhaustedError, ValidationError } from '../../../model/index.js';
-import { ANNOTATIONS, POD_INDEX_LABEL, type AllocationRecord, type Ipam } from '../../../ipam/index.js';
-import { addressesOf, allAllocated, pool, storeWith } from './fixture.js';
+import { ANNOTATIONS, Ipam, POD_INDEX_LABEL, type AllocationRecord } from '../../../ipam/index.js';
+import { addressesOf, allAllocated, counting, pool, storeWith } from './fixture.js';
 import {
   Clock,
   byOrdinal,
@@ -459,5 +459,24 @@ describe('GC and retries', () => {
     await tick();
     expect(addressesOf(await ipam.assign(req))).toEqual(addressesOf(first));
     expect(await allAllocated(ds)).toEqual(before);
+  });
+});
+
+describe('cost of a binding', () => {
+  it('a warm replica ADD binds its address with one CAS write; the reserved entries cost nothing more', async () => {
+    const { ds, calls } = counting(await storeWith([pool('p', '10.9.0.0/24')]));
+    const ipam = new Ipam({ datastore: ds, now: new Clock().now, sweepIntervalMs: 0 });
+    try {
+      await ipam.assign(pod('web-0', 'n1', { annotations: byOrdinal(LIST) }));
+      calls.length = 0;
+      await ipam.assign(pod('web-1', 'n1', { annotations: byOrdinal(LIST) }));
+      expect(calls).toEqual(['update']);
+      calls.length = 0;
+      // DEL of a bound pod: one write turns it into a reservation.
+      await ipam.release({ containerID: 'web-1@n1', ifname: 'eth0' });
+      expect(calls).toEqual(['update']);
+    } finally {
+      await ipam.close();
+    }
   });
 });
