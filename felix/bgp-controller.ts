@@ -68,6 +68,9 @@ export function routerIdOf(nodeName: string, ipv4: string | undefined): string {
   return [(h[0]! % 254) + 1, h[1], h[2], h[3]].join('.');
 }
 
+/** How long a prefix known from the CNI path is announced without the datastore confirming it. */
+const PROVISIONAL_MS = 10_000;
+
 export interface PeerStatusWithSource extends PeerStatus {
   source: string;
 }
@@ -83,6 +86,13 @@ export class BgpController {
   /** Large community marking this node's own announcements (see ownRoutesOnly). */
   private marker = '';
   private asn = 0;
+  /**
+   * Prefixes this node's IPAM has just claimed or borrowed, known from the CNI path before the
+   * datastore watch reports them (prefix → expiry, ms). The watch round trip is thus off the
+   * announcement's critical path; an entry goes once the view has it, or at expiry.
+   */
+  private readonly provisional = new Map<string, { borrowed: boolean; until: number }>();
+  private provisionalTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: BgpControllerOptions) {}
 
@@ -179,9 +189,10 @@ export class BgpController {
       );
     }
 
-    const wanted = new Set(
-      announcements(this.o.view.blocksOf(this.o.nodeName), this.o.view.borrowedBy(this.o.nodeName)),
-    );
+    const blocks = this.o.view.blocksOf(this.o.nodeName);
+    const borrowed = this.o.view.borrowedBy(this.o.nodeName);
+    this.mergeProvisional(blocks, borrowed);
+    const wanted = this.announcementsOf(blocks, borrowed);
     // New prefixes first, withdrawals after: a block that replaces a narrower announcement
     // (or the reverse) is never absent from the peers in between.
     for (const prefix of wanted) {
@@ -197,6 +208,47 @@ export class BgpController {
       }
     }
     this.maybeMarkSynced();
+  }
+
+  /**
+   * Called by the agent the moment IPAM has assigned addresses to a local pod (before the veth
+   * exists): announces a newly claimed block (or a borrowed address) at once.
+   */
+  assigned(addresses: ReadonlyArray<{ block: string; address: string; borrowed: boolean }>): Promise<void> {
+    const until = Date.now() + PROVISIONAL_MS;
+    let added = false;
+    for (const a of addresses) {
+      const prefix = a.borrowed ? a.address : a.block;
+      if (!this.provisional.has(prefix)) added = true;
+      this.provisional.set(prefix, { borrowed: a.borrowed, until });
+    }
+    if (!added) return Promise.resolve();
+    this.provisionalTimer ??= setTimeout(() => {
+      this.provisionalTimer = undefined;
+      void this.reconcile().catch(() => undefined);
+    }, PROVISIONAL_MS + 100);
+    this.provisionalTimer.unref();
+    return this.reconcile();
+  }
+
+  private announced: { key: string; wanted: Set<string> } = { key: '', wanted: new Set() };
+
+  /** Aggregation (CIDR parsing, bigint merging) only when this node's blocks actually changed. */
+  private announcementsOf(blocks: string[], borrowed: string[]): Set<string> {
+    const key = `${blocks.sort().join(',')}|${borrowed.sort().join(',')}`;
+    if (key !== this.announced.key)
+      this.announced = { key, wanted: new Set(announcements(blocks, borrowed)) };
+    return this.announced.wanted;
+  }
+
+  /** Adds provisional prefixes the view does not have yet to `blocks` / `borrowed`; drops the rest. */
+  private mergeProvisional(blocks: string[], borrowed: string[]): void {
+    const now = Date.now();
+    for (const [prefix, p] of this.provisional) {
+      const known = p.borrowed ? borrowed : blocks;
+      if (known.includes(prefix) || p.until < now) this.provisional.delete(prefix);
+      else known.push(prefix);
+    }
   }
 
   private async restartSpeaker(
@@ -281,6 +333,7 @@ export class BgpController {
 
   async stop(): Promise<void> {
     if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.provisionalTimer) clearTimeout(this.provisionalTimer);
     await this.speaker?.stop();
   }
 

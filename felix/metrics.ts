@@ -1,8 +1,23 @@
-// The agent's Prometheus metrics. One registry per agent so tests can run several.
+// The agent's Prometheus metrics. One registry per agent so tests can run several. Gauges of
+// state (BGP sessions, prefixes, IPAM usage, routes) are read at scrape time from the sources
+// the agent binds, so a scrape never shows a stale value.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface MetricSources {
+  peers(): ReadonlyArray<{
+    address: string;
+    source: string;
+    state: string;
+    prefixesReceived: number;
+    prefixesAdvertised: number;
+  }>;
+  ipamUsage(): Promise<ReadonlyArray<{ pool: string; addresses: { used: number; free: number } }>>;
+  routes(): { installed: number; waiting: number; conflicts: number; desired: Record<string, number> };
+}
 
 export class AgentMetrics {
   readonly registry = new Registry();
+  private sources: MetricSources | undefined;
 
   readonly routeProgrammingSeconds = new Histogram({
     name: 'tern_route_programming_seconds',
@@ -12,46 +27,11 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
-  readonly bgpSessionEstablished = new Gauge({
-    name: 'tern_bgp_session_established',
-    help: '1 when the BGP session to the peer is Established, else 0',
-    labelNames: ['peer', 'source'] as const,
-    registers: [this.registry],
-  });
-
-  readonly bgpPrefixesReceived = new Gauge({
-    name: 'tern_bgp_prefixes_received',
-    help: 'Prefixes received from the peer',
-    labelNames: ['peer'] as const,
-    registers: [this.registry],
-  });
-
-  readonly bgpPrefixesAdvertised = new Gauge({
-    name: 'tern_bgp_prefixes_advertised',
-    help: 'Prefixes advertised to the peer',
-    labelNames: ['peer'] as const,
-    registers: [this.registry],
-  });
-
   readonly cniOperationSeconds = new Histogram({
     name: 'tern_cni_operation_seconds',
     help: 'CNI operation latency inside the agent',
     labelNames: ['command', 'result'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
-    registers: [this.registry],
-  });
-
-  readonly ipamAddressesUsed = new Gauge({
-    name: 'tern_ipam_addresses_used',
-    help: 'Addresses allocated in the pool',
-    labelNames: ['pool'] as const,
-    registers: [this.registry],
-  });
-
-  readonly ipamAddressesFree = new Gauge({
-    name: 'tern_ipam_addresses_free',
-    help: 'Addresses still free in the pool (unclaimed blocks included)',
-    labelNames: ['pool'] as const,
     registers: [this.registry],
   });
 
@@ -64,5 +44,71 @@ export class AgentMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tern_node_' });
+    const sources = () => this.sources;
+    const peerGauge = (
+      name: string,
+      help: string,
+      value: (p: ReturnType<MetricSources['peers']>[number]) => number,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['peer', 'source'] as const,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const p of sources()?.peers() ?? []) this.set({ peer: p.address, source: p.source }, value(p));
+        },
+      });
+    peerGauge(
+      'tern_bgp_session_established',
+      '1 when the BGP session to the peer is Established, else 0',
+      (p) => (p.state === 'Established' ? 1 : 0),
+    );
+    peerGauge('tern_bgp_prefixes_received', 'Prefixes received from the peer', (p) => p.prefixesReceived);
+    peerGauge('tern_bgp_prefixes_advertised', 'Prefixes advertised to the peer', (p) => p.prefixesAdvertised);
+
+    const ipamGauge = (name: string, help: string, key: 'used' | 'free') =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool'] as const,
+        registers: [this.registry],
+        async collect() {
+          const pools =
+            (await sources()
+              ?.ipamUsage()
+              .catch(() => undefined)) ?? [];
+          this.reset();
+          for (const p of pools) this.set({ pool: p.pool }, p.addresses[key]);
+        },
+      });
+    ipamGauge('tern_ipam_addresses_used', 'Addresses allocated in the pool', 'used');
+    ipamGauge(
+      'tern_ipam_addresses_free',
+      'Addresses still free in the pool (unclaimed blocks included)',
+      'free',
+    );
+
+    new Gauge({
+      name: 'tern_routes',
+      help: "Routes of tern's protocols: desired per class, installed, waiting for an interface, in conflict",
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const r = sources()?.routes();
+        this.reset();
+        if (!r) return;
+        for (const [cls, n] of Object.entries(r.desired)) this.set({ state: `desired_${cls}` }, n);
+        this.set({ state: 'installed' }, r.installed);
+        this.set({ state: 'waiting' }, r.waiting);
+        this.set({ state: 'conflict' }, r.conflicts);
+      },
+    });
+  }
+
+  /** Where the state gauges read from at scrape time. */
+  bind(sources: MetricSources): void {
+    this.sources = sources;
   }
 }

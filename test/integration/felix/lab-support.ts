@@ -1,5 +1,6 @@
 // Shared steps of the agent's integration tests, all on the lab (deploy/lab): a lab with a
 // unique directory and namespace prefix, pods through the real CNI plugin, and ping between them.
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -102,5 +103,19 @@ export function pingFlood(lab: Lab, fromPod: string, to: string, seconds: number
       if (before !== undefined && after !== undefined) outageMs = replies.get(after)! - replies.get(before)!;
     }
     return { ...summary, lost, outageMs };
+  });
+}
+
+/** GET on a node agent's control socket (the same endpoint serves health, metrics and status). */
+export function agentGet(lab: Lab, node: string, path: string): Promise<{ status: number; body: string }> {
+  const socketPath = lab.state().nodes[node]!.agentSocket;
+  return new Promise((resolvePromise, reject) => {
+    const req = request({ socketPath, path }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
   });
 }

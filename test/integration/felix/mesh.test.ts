@@ -4,7 +4,7 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PeerStatusWithSource } from '../../../felix/bgp-controller.js';
-import { learnedRoutes, newLab, ping, pingFlood, pollUntil, threeNodes } from './lab-support.js';
+import { agentGet, learnedRoutes, newLab, ping, pingFlood, pollUntil, threeNodes } from './lab-support.js';
 
 const RESYNC_SECONDS = 5;
 const lab = newLab('mesh', ['--route-resync-seconds', String(RESYNC_SECONDS)]);
@@ -49,6 +49,20 @@ describe('full mesh', () => {
         expect(r.received, `${from} → ${to}\n${r.output}`).toBe(2);
       }
     }
+  });
+
+  it('a running agent is live and ready, and its /metrics shows sessions, prefixes, route and CNI latency, IPAM usage', async () => {
+    expect(await agentGet(lab, 'node1', '/livez')).toEqual({ status: 200, body: 'ok' });
+    expect(await agentGet(lab, 'node1', '/readyz')).toEqual({ status: 200, body: 'ok' });
+    const { body } = await agentGet(lab, 'node1', '/metrics');
+    const value = (re: RegExp) => Number(re.exec(body)?.[1] ?? NaN);
+    expect(value(/^tern_bgp_session_established\{peer="10\.77\.0\.12",source="node:node2"\} (\d+)/m)).toBe(1);
+    expect(
+      value(/^tern_bgp_prefixes_received\{peer="10\.77\.0\.12",source="node:node2"\} (\d+)/m),
+    ).toBeGreaterThan(0);
+    expect(value(/^tern_route_programming_seconds_count\{class="bgp"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^tern_cni_operation_seconds_count\{command="ADD",result="ok"\} (\d+)/m)).toBe(1);
+    expect(value(/^tern_ipam_addresses_used\{pool="default-ipv4"\} (\d+)/m)).toBe(3);
   });
 
   it('a tern route deleted by hand is back well within the resync period', async () => {
