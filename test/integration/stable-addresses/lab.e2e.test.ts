@@ -260,6 +260,13 @@ describe('stable addresses on a three-node lab', () => {
       ...Array(3).fill('held'),
       ...Array(6).fill('reserved'),
     ]);
+    const table = await execa(
+      process.execPath,
+      [join(REPO, 'dist/cli/main.js'), '--lab-dir', dir, '--node', 'node2', 'ipam', 'show'],
+      { reject: false },
+    );
+    expect(table.stdout).toMatch(/mix\/s-a\s+held until 20\d\d-/);
+    expect(table.stdout).toMatch(/10\.250\.0\.40\s+mix\/r-a\s+reserved\s+IPReservation mix\/pins/);
 
     // Any process may sweep (the agents do every minute); this one does it now.
     const ds = await lab.datastore();
@@ -311,7 +318,20 @@ describe('stable addresses on a three-node lab', () => {
     expect(taken.message).toContain('10.250.0.11');
     expect(taken.message).toContain('ss/other-0');
     expect(taken.message).toContain('ss/db-1');
+    // The ordinal comes from the apps.kubernetes.io/pod-index label through CNI: ordinal 2's entry.
+    const labelled = await failure(
+      pods.add({
+        namespace: 'ss',
+        name: 'odd-name',
+        node: 'node2',
+        annotations: dbAnnotations,
+        labels: { 'apps.kubernetes.io/pod-index': '2' },
+      }),
+    );
+    expect(labelled.code).toBe(102);
+    expect(labelled.message).toContain('10.250.0.12');
+    expect(labelled.message).toContain('ss/db-2');
     const bindings = await ternctlBindings('node1');
-    expect(bindings.filter((b) => b.identity === 'ss/db-5' || b.identity === 'ss/other-0')).toEqual([]);
+    expect(bindings.filter((b) => ['ss/db-5', 'ss/other-0', 'ss/odd-name'].includes(b.identity))).toEqual([]);
   }, 60_000);
 });
