@@ -364,9 +364,12 @@ export class RouteReconciler {
         this.recordApplied(c);
         if (errno === 0) this.options.onProgrammed?.(c.cls, c.kind, done - (since.get(c.key) ?? t0));
       } else if (c.kind === 'add' && errno === ERRNO.EEXIST) {
+        // The destination is taken: by a foreign route, or by an identical route of ours whose
+        // notification has not arrived yet (the CNI data path installs a pod's route itself).
+        // Marking it foreign here would block the route until the next periodic resync; the
+        // notification, or a re-read soon after, tells which it is.
         unsettled.add(c.key);
-        this.foreign.add(c.key);
-        this.noteConflict(c.key);
+        this.requestRepairResync();
       } else if (c.kind !== 'delete' && NOT_READY.has(errno)) {
         unsettled.add(c.key);
         this.waiting.add(c.key);
