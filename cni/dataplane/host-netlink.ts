@@ -69,6 +69,19 @@ export class HostNetlink {
     );
   }
 
+  /**
+   * A permanent neighbour entry `ip → mac` on the host veth, as Calico programs for its
+   * workloads: traffic to the pod never waits on ARP / neighbour discovery (a stable address
+   * moving here is announced before the pod answers ARP, and a lost first ARP costs 1 s).
+   */
+  async addNeighbour(ip: IpAddr, index: number, mac: string): Promise<void> {
+    await this.rt.newNeighbor(
+      { family: ip.family === 4 ? AF_INET : AF_INET6, ifindex: index, state: { permanent: true } },
+      { dst: addressBytes(ip), lladdr: Buffer.from(mac.split(':').map((h) => parseInt(h, 16))) },
+      { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+    );
+  }
+
   /** Main-table host routes (/32, /128) to `ip`, whatever their protocol and device. */
   async routesTo(ip: IpAddr): Promise<HostRoute[]> {
     const want = formatIp(ip);

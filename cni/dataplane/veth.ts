@@ -90,7 +90,7 @@ export class LinuxDataplane implements Dataplane {
       throw new DataplaneError(`creating ${spec.ifname} in ${spec.netns}: ${describe(e)}`, { cause: e });
     }
     try {
-      await this.configureHostSide(spec);
+      await this.configureHostSide(spec, containerMac);
     } catch (e) {
       await this.deleteLink(spec.hostVeth);
       throw new DataplaneError(`configuring host veth ${spec.hostVeth}: ${describe(e)}`, { cause: e });
@@ -125,7 +125,7 @@ export class LinuxDataplane implements Dataplane {
     return [...pod, ...host];
   }
 
-  private async configureHostSide(spec: VethSpec): Promise<void> {
+  private async configureHostSide(spec: VethSpec, containerMac: string): Promise<void> {
     const h = spec.hostVeth;
     const sysctls: Promise<void>[] = [
       writeSysctl('ipv4.conf', h, 'proxy_arp', '1'),
@@ -148,6 +148,7 @@ export class LinuxDataplane implements Dataplane {
     if (index === undefined) throw new DataplaneError(`host veth ${h} did not appear in the host netns`);
     await this.netlink.upWithAlias(index, ownerAlias(spec.owner));
     for (const ip of spec.ips) {
+      await this.netlink.addNeighbour(ip, index, containerMac);
       try {
         await this.netlink.addPodRoute(ip, index);
       } catch (e) {

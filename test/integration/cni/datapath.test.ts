@@ -124,6 +124,14 @@ describe('pod data path after ADD', () => {
     expect((await lab.ip(['-6', 'route', 'show', 'proto', '90'])).stdout).toContain(`${ip6A} dev ${vethA}`);
   });
 
+  it('host side: permanent neighbour entries pod address → container MAC, so nothing waits on ARP/ND', async () => {
+    const mac = JSON.parse((await inPod(podA, 'ip', ['-j', 'link', 'show', 'dev', 'eth0'])).stdout)[0]
+      .address as string;
+    const neigh = (await lab.ip(['neigh', 'show', 'dev', vethA])).stdout;
+    expect(neigh).toMatch(new RegExp(`^${ipA.replace(/\./g, '\\.')} lladdr ${mac} PERMANENT`, 'm'));
+    expect(neigh).toMatch(new RegExp(`^${ip6A} lladdr ${mac} PERMANENT`, 'm'));
+  });
+
   it('MTU of both ends comes from the uplink of the default route', async () => {
     expect((await lab.ip(['link', 'show', 'dev', vethA])).stdout).toContain(`mtu ${UPLINK_MTU}`);
     expect((await inPod(podA, 'ip', ['link', 'show', 'dev', 'eth0'])).stdout).toContain(`mtu ${UPLINK_MTU}`);
