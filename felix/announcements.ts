@@ -6,7 +6,11 @@ import { formatCidr, hostCidr, parseCidr, parseIp, type Cidr } from '../model/in
 /** Merges sibling prefixes (two halves of one parent) repeatedly, and drops covered ones. */
 export function aggregate(prefixes: readonly Cidr[]): Cidr[] {
   const byFamily = new Map<number, Cidr[]>();
-  for (const p of prefixes) byFamily.set(p.family, [...(byFamily.get(p.family) ?? []), p]);
+  for (const p of prefixes) {
+    const list = byFamily.get(p.family);
+    if (list) list.push(p);
+    else byFamily.set(p.family, [p]);
+  }
   const out: Cidr[] = [];
   for (const list of byFamily.values()) {
     let current = removeCovered(list);
@@ -63,9 +67,25 @@ function mergeSiblingsOnce(sorted: readonly Cidr[]): Cidr[] {
   return out;
 }
 
+/**
+ * Parsed CIDRs by text. A node's block list changes by one block at a time, so re-parsing every
+ * block (ip-address is ~10 µs a parse) on each change would cost O(blocks) per new pod with
+ * small blocks; cached, a change costs the new block's parse plus the bigint merge.
+ */
+const parsed = new Map<string, Cidr>();
+function parseCached(text: string, host: boolean): Cidr {
+  let c = parsed.get(text);
+  if (!c) {
+    if (parsed.size > 100_000) parsed.clear();
+    c = host ? hostCidr(parseIp(text)) : parseCidr(text);
+    parsed.set(text, c);
+  }
+  return c;
+}
+
 /** Prefixes (canonical strings) this node originates. */
 export function announcements(blockCidrs: readonly string[], borrowedAddresses: readonly string[]): string[] {
-  const blocks = aggregate(blockCidrs.map((c) => parseCidr(c)));
-  const borrowed = borrowedAddresses.map((a) => hostCidr(parseIp(a)));
+  const blocks = aggregate(blockCidrs.map((c) => parseCached(c, false)));
+  const borrowed = borrowedAddresses.map((a) => parseCached(a, true));
   return [...blocks, ...borrowed].sort(sortKey).map(formatCidr);
 }

@@ -150,9 +150,10 @@ export class BgpController {
     const clusterId = settings.isReflector(self)
       ? (self.routeReflectorClusterId ?? settings.clusterId)
       : undefined;
-    const key = JSON.stringify([self.asn, routerId, clusterId]);
+    const listenPort = settings.listenPort ?? this.o.listenPort;
+    const key = JSON.stringify([self.asn, routerId, clusterId, listenPort]);
     if (!this.speaker || key !== this.speakerKey)
-      await this.restartSpeaker(self.asn, routerId, clusterId, key);
+      await this.restartSpeaker(self.asn, routerId, clusterId, listenPort, key);
     const speaker = this.speaker!;
 
     const nodes = this.o.view
@@ -255,6 +256,7 @@ export class BgpController {
     asn: number,
     routerId: string,
     clusterId: string | undefined,
+    listenPort: number,
     key: string,
   ): Promise<void> {
     if (this.speaker) {
@@ -268,7 +270,7 @@ export class BgpController {
     const options: SpeakerOptions = {
       asn,
       routerId,
-      listen: { port: this.o.listenPort },
+      listen: { port: listenPort },
       ...(clusterId ? { clusterId } : {}),
       logger: this.o.logger.child({ component: 'bgp' }),
     };
@@ -372,6 +374,7 @@ function peerOptions(p: DesiredPeer) {
     ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}),
     ...(p.keepaliveTime !== undefined ? { keepaliveTime: p.keepaliveTime } : {}),
     ...(p.passive !== undefined ? { passive: p.passive } : {}),
+    ...(p.port !== undefined ? { port: p.port } : {}),
     connectRetryTime: 5,
   };
 }

@@ -28,6 +28,8 @@ export interface DesiredPeer {
   /** What brought the session about, for status output: `node:<name>` or `bgppeer:<name>`. */
   source: string;
   routeReflectorClient?: boolean;
+  /** The peer's TCP port: nodes listen on the cluster's BGP port; external peers on 179. */
+  port?: number;
   password?: string;
   holdTime?: number;
   keepaliveTime?: number;
@@ -39,6 +41,10 @@ export interface ClusterBgpSettings {
   mesh: boolean;
   isReflector: (n: BgpNode) => boolean;
   clusterId?: string;
+  /** Port every node listens on (BGPConfiguration.listenPort); absent: the agent's own setting. */
+  listenPort?: number;
+  /** Hold time of node-to-node sessions (BGPConfiguration.holdTime); absent: the speaker's default. */
+  holdTime?: number;
 }
 
 export function clusterSettings(config: BGPConfiguration | undefined): ClusterBgpSettings {
@@ -51,6 +57,8 @@ export function clusterSettings(config: BGPConfiguration | undefined): ClusterBg
     // carries a cluster ID annotation.
     isReflector: (n) => (selector ? matches(selector, n.labels) : n.routeReflectorClusterId !== undefined),
     clusterId: spec.routeReflectorClusterID,
+    ...(spec.listenPort !== undefined ? { listenPort: spec.listenPort } : {}),
+    ...(spec.holdTime !== undefined ? { holdTime: spec.holdTime } : {}),
   };
 }
 
@@ -114,6 +122,10 @@ export function desiredPeers(
         asn: other.asn,
         source: `node:${other.name}`,
         ...(client ? { routeReflectorClient: true } : {}),
+        ...(settings.listenPort !== undefined && settings.listenPort !== 179
+          ? { port: settings.listenPort }
+          : {}),
+        ...(settings.holdTime !== undefined ? { holdTime: settings.holdTime } : {}),
       });
     }
   }

@@ -2,10 +2,9 @@
 // from them. Pod addresses come from IPAM allocations (cluster-wide, present the moment an
 // ADD allocates) rather than from pod status, which only Kubernetes fills in, and later.
 import { Informer, type Datastore } from '../datastore/index.js';
-import { allocationsOfNode, blocksOfNode, borrowedByNode, recordsOf } from '../ipam/index.js';
+import { recordsOf } from '../ipam/index.js';
 import type { AllocationRecord } from '../ipam/index.js';
-
-import type { Kind, ResourceByKind } from '../model/index.js';
+import { parseCidr, type IPAMBlock, type Kind, type ResourceByKind } from '../model/index.js';
 
 export const FOLLOWED_KINDS = [
   'Node',
@@ -21,9 +20,23 @@ export type FollowedKind = (typeof FOLLOWED_KINDS)[number];
 
 type Informers = { [K in FollowedKind]: Informer<K> };
 
+/** What the agent needs of one IPAM block, computed once per change of that block. */
+interface BlockFacts {
+  cidr: string;
+  /** Network address, for ordering without parsing again. */
+  network: bigint;
+  affinity?: string;
+  records: AllocationRecord[];
+}
+
 export class ClusterView {
   private readonly informers: Informers;
   private readonly listeners = new Set<(kind: FollowedKind) => void>();
+  /**
+   * IPAM blocks by name, kept from the informer's exact change stream (relists included): every
+   * query below is a scan of plain objects, never a re-parse of every block on every change.
+   */
+  private readonly blocks = new Map<string, BlockFacts>();
 
   constructor(datastore: Datastore) {
     const make = <K extends FollowedKind>(kind: K) => new Informer(datastore, kind);
@@ -37,6 +50,12 @@ export class ClusterView {
       Namespace: make('Namespace'),
       NetworkPolicy: make('NetworkPolicy'),
     };
+    this.informers.IPAMBlock.on({
+      onChange: (e) => {
+        if (e.type === 'deleted') this.blocks.delete(e.object.metadata.name);
+        else this.blocks.set(e.object.metadata.name, factsOf(e.object));
+      },
+    });
     for (const kind of FOLLOWED_KINDS) {
       (this.informers[kind] as Informer<Kind>).on({ onChange: () => this.emit(kind) });
     }
@@ -65,25 +84,36 @@ export class ClusterView {
     await Promise.all(FOLLOWED_KINDS.map((k) => this.informers[k].stop()));
   }
 
-  /** Block CIDRs affine to `node`. */
+  private sortedBlocks(): BlockFacts[] {
+    return [...this.blocks.values()].sort((a, b) =>
+      a.network < b.network ? -1 : a.network > b.network ? 1 : 0,
+    );
+  }
+
+  /** Block CIDRs affine to `node`, in address order. */
   blocksOf(node: string): string[] {
-    return blocksOfNode(this.list('IPAMBlock'), node);
+    return this.sortedBlocks()
+      .filter((b) => b.affinity === node)
+      .map((b) => b.cidr);
   }
 
-  /** Addresses held for pods on `node` inside blocks affine to other nodes. */
+  /** Addresses held for pods on `node` in blocks not affine to it (borrowed, or fixed in unclaimed blocks). */
   borrowedBy(node: string): string[] {
-    return borrowedByNode(this.list('IPAMBlock'), node);
+    return this.sortedBlocks()
+      .filter((b) => b.affinity !== node)
+      .flatMap((b) => b.records.filter((r) => r.node === node).map((r) => r.address));
   }
 
+  /** Allocations held for pods on `node`, in any block, in address order. */
   allocationsOn(node: string): AllocationRecord[] {
-    return allocationsOfNode(this.list('IPAMBlock'), node);
+    return this.sortedBlocks().flatMap((b) => b.records.filter((r) => r.node === node));
   }
 
   /** Addresses of every pod in the cluster, keyed `namespace/name`, from IPAM allocations. */
   podAddresses(): Map<string, { ips: string[]; node?: string; ifnames: string[] }> {
     const out = new Map<string, { ips: string[]; node?: string; ifnames: string[] }>();
-    for (const block of this.list('IPAMBlock')) {
-      for (const r of recordsOf(block)) {
+    for (const block of this.sortedBlocks()) {
+      for (const r of block.records) {
         if (!r.namespace || !r.pod) continue;
         const key = `${r.namespace}/${r.pod}`;
         const entry = out.get(key) ?? { ips: [], ifnames: [], ...(r.node ? { node: r.node } : {}) };
@@ -98,4 +128,13 @@ export class ClusterView {
   private emit(kind: FollowedKind): void {
     for (const fn of this.listeners) fn(kind);
   }
+}
+
+function factsOf(block: IPAMBlock): BlockFacts {
+  return {
+    cidr: block.spec.cidr,
+    network: parseCidr(block.spec.cidr).network,
+    ...(block.spec.affinity ? { affinity: block.spec.affinity } : {}),
+    records: recordsOf(block),
+  };
 }

@@ -34,7 +34,7 @@ import {
   type RackPlan,
 } from './network.js';
 import type { ProbeResult, ProbeTarget, Protocol } from './probe.js';
-import { isOurs, startProcess, stopLabProcess } from './processes.js';
+import { hasExited, isOurs, startProcess, stopLabProcess } from './processes.js';
 import { LabStateFile, type LabState } from './state.js';
 import { startTor, torPeers, torRoutes, type TorKind, type TorPeer, type TorRoute } from './tor.js';
 import { clusterAsn, torSpeaks, type Topology } from './topology.js';
@@ -308,7 +308,7 @@ export class Lab {
       `agent on ${name} (see ${log})`,
       async () => {
         const p = this.agentProcess(name);
-        if (p && !isOurs(p)) throw exited(`tern-node on ${name}`, log);
+        if (p && hasExited(p)) throw exited(`tern-node on ${name}`, log);
         return callAgent(this.state().nodes[name]!.agentSocket, '/v1/status', undefined, 1000);
       },
       30_000,

@@ -47,6 +47,24 @@ export function isOurs(p: LabProcess): boolean {
   }
 }
 
+/**
+ * The process has exited. Not the same as !isOurs: between fork and exec a child still shows its
+ * parent's command line, so a process that was just started may not look like ours for a moment.
+ */
+export function hasExited(p: LabProcess): boolean {
+  try {
+    process.kill(p.pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    // A zombie (exited, not yet reaped) counts as exited.
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p.pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
 export async function stopLabProcess(p: LabProcess, graceMs = 3000): Promise<void> {
   if (!isOurs(p)) return;
   try {

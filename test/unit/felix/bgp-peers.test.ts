@@ -90,6 +90,19 @@ describe('desiredPeers', () => {
   });
 });
 
+describe('cluster BGP settings', () => {
+  it("BGPConfiguration's listen port and hold time apply to node sessions, not to BGPPeers", () => {
+    const settings = clusterSettings(config({ listenPort: 1790, holdTime: 30 }));
+    const got = desiredPeers(a, [a, b], [peer('tor', { peerIP: '10.0.0.254', asNumber: 65001 })], settings);
+    expect(got.map((p) => [p.address, p.port, p.holdTime])).toEqual([
+      ['10.0.0.2', 1790, 30],
+      ['10.0.0.254', undefined, undefined],
+    ]);
+    const plain = desiredPeers(a, [a, b], [], clusterSettings(config({ listenPort: 179 })));
+    expect(plain[0]).not.toHaveProperty('port');
+  });
+});
+
 describe('bgpNodeOf', () => {
   const n = (annotations: Record<string, string>): Node => ({
     apiVersion: 'v1',
