@@ -90,6 +90,9 @@ export class Agent {
       ...(this.nodeIPv6 ? { nodeIPv6: this.nodeIPv6 } : {}),
       ...(c.asNumber !== undefined ? { asNumber: c.asNumber } : {}),
       listenPort: c.bgpListenPort,
+      gracefulRestartSeconds: c.gracefulRestartSeconds,
+      // Routes of ours in the kernel at start: the agent restarted (crash, upgrade), not a boot.
+      restarting: this.routes.stats().installed > 0,
       logger: this.log,
     });
     this.policy = new PolicyController({

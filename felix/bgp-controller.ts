@@ -37,6 +37,17 @@ export interface BgpControllerOptions {
   logger: Logger;
   /** Longest wait for peers before stale learned routes (adopted at start) may be removed. */
   initialSyncMs?: number;
+  /**
+   * Restart time advertised for graceful restart (RFC 4724), seconds; 0 turns graceful restart
+   * off. BGPConfiguration.gracefulRestartTime overrides it cluster-wide.
+   */
+  gracefulRestartSeconds?: number;
+  /**
+   * This start is a restart (the kernel held routes of ours): set the R bit and send our table
+   * only after the peers' End-of-RIB. A cold start sends at once: deferring it would hold back
+   * a new node's announcements for up to the selection-deferral time while its peers come up.
+   */
+  restarting?: boolean;
   /** Builds the speaker; default a real BgpSpeaker (unit tests pass a fake). */
   createSpeaker?: (options: SpeakerOptions) => Speaker;
 }
@@ -151,9 +162,10 @@ export class BgpController {
       ? (self.routeReflectorClusterId ?? settings.clusterId)
       : undefined;
     const listenPort = settings.listenPort ?? this.o.listenPort;
-    const key = JSON.stringify([self.asn, routerId, clusterId, listenPort]);
+    const restartTime = this.clusterConfig()?.spec.gracefulRestartTime ?? this.o.gracefulRestartSeconds ?? 0;
+    const key = JSON.stringify([self.asn, routerId, clusterId, listenPort, restartTime]);
     if (!this.speaker || key !== this.speakerKey)
-      await this.restartSpeaker(self.asn, routerId, clusterId, listenPort, key);
+      await this.restartSpeaker({ asn: self.asn, routerId, clusterId, listenPort, restartTime }, key);
     const speaker = this.speaker!;
 
     const nodes = this.o.view
@@ -253,12 +265,16 @@ export class BgpController {
   }
 
   private async restartSpeaker(
-    asn: number,
-    routerId: string,
-    clusterId: string | undefined,
-    listenPort: number,
+    identity: {
+      asn: number;
+      routerId: string;
+      clusterId: string | undefined;
+      listenPort: number;
+      restartTime: number;
+    },
     key: string,
   ): Promise<void> {
+    const { asn, routerId, clusterId, listenPort, restartTime } = identity;
     if (this.speaker) {
       this.o.logger.info({ asn, routerId, clusterId }, 'BGP identity changed: restarting the speaker');
       await this.speaker.stop();
@@ -272,6 +288,11 @@ export class BgpController {
       routerId,
       listen: { port: listenPort },
       ...(clusterId ? { clusterId } : {}),
+      // Graceful restart in both roles: peers keep this node's routes (forwarding state: the
+      // kernel keeps them, see the reconciler) while the agent restarts, and this node keeps a
+      // restarting peer's routes.
+      gracefulRestart:
+        restartTime > 0 ? { restartTime, forwardingState: true, restarting: !!this.o.restarting } : false,
       logger: this.o.logger.child({ component: 'bgp' }),
     };
     const speaker: Speaker = this.o.createSpeaker ? this.o.createSpeaker(options) : new BgpSpeaker(options);

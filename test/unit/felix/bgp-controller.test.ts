@@ -111,7 +111,14 @@ async function setup(
     selfIPv4,
     selfIPv6,
     initialSyncMs = 60_000,
-  }: { self?: string; selfIPv4?: string; selfIPv6?: string; initialSyncMs?: number } = {
+    gracefulRestartSeconds,
+  }: {
+    self?: string;
+    selfIPv4?: string;
+    selfIPv6?: string;
+    initialSyncMs?: number;
+    gracefulRestartSeconds?: number;
+  } = {
     selfIPv4: '10.0.0.1',
   },
 ) {
@@ -131,6 +138,7 @@ async function setup(
     listenPort: 179,
     logger: pino({ level: 'silent' }),
     initialSyncMs,
+    ...(gracefulRestartSeconds !== undefined ? { gracefulRestartSeconds } : {}),
     createSpeaker: (o) => {
       const s = new FakeSpeaker(o);
       speakers.push(s);
@@ -267,6 +275,26 @@ describe('BgpController', () => {
     expect(t.speakers.map((x) => x.options.asn)).toEqual([64512, 65010]);
     expect(t.speakers[0]!.calls.at(-1)).toEqual(['stop']);
     expect(t.speakers[1]!.peerOptions.get('10.0.0.2')?.asn).toBe(65010);
+  });
+
+  it('graceful restart: restart time and forwarding state from the agent config, BGPConfiguration overrides, 0 = off', async () => {
+    const t = await setup({ selfIPv4: '10.0.0.1', gracefulRestartSeconds: 120 });
+    await t.write(nodeObj('a', '10.0.0.1'));
+    expect(t.speakers[0]!.options.gracefulRestart).toEqual({
+      restartTime: 120,
+      forwardingState: true,
+      restarting: false,
+    });
+    await t.write({
+      apiVersion: 'tern.network/v1',
+      kind: 'BGPConfiguration',
+      metadata: { name: 'default' },
+      spec: { gracefulRestartTime: 0 },
+    } as AnyResource);
+    expect(t.speakers.map((x) => x.options.gracefulRestart)).toEqual([
+      { restartTime: 120, forwardingState: true, restarting: false },
+      false,
+    ]);
   });
 
   it('concurrent reconciles at start build one speaker', async () => {
