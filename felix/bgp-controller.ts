@@ -65,6 +65,8 @@ export interface Speaker {
   rib(filter?: { prefix?: string }): RibEntry[];
   on(event: 'bestPathChanged', listener: (change: BestPathChange) => void): unknown;
   on(event: 'peerStateChanged', listener: (status: PeerStatus) => void): unknown;
+  /** A restarting speaker has every peer's End-of-RIB (or gave up waiting): the RIB is complete. */
+  on(event: 'deferralEnded', listener: () => void): unknown;
 }
 
 /**
@@ -104,6 +106,14 @@ export class BgpController {
    */
   private readonly provisional = new Map<string, { borrowed: boolean; until: number }>();
   private provisionalTimer: NodeJS.Timeout | undefined;
+  /** A restarting speaker is waiting for its peers' End-of-RIB. */
+  private deferring = false;
+  private startedOnce = false;
+
+  /** Only the agent's first speaker can be a restart; a later one follows an identity change. */
+  private isRestart(): boolean {
+    return !!this.o.restarting && !this.startedOnce;
+  }
 
   constructor(private readonly o: BgpControllerOptions) {}
 
@@ -292,12 +302,18 @@ export class BgpController {
       // kernel keeps them, see the reconciler) while the agent restarts, and this node keeps a
       // restarting peer's routes.
       gracefulRestart:
-        restartTime > 0 ? { restartTime, forwardingState: true, restarting: !!this.o.restarting } : false,
+        restartTime > 0 ? { restartTime, forwardingState: true, restarting: this.isRestart() } : false,
       logger: this.o.logger.child({ component: 'bgp' }),
     };
     const speaker: Speaker = this.o.createSpeaker ? this.o.createSpeaker(options) : new BgpSpeaker(options);
     speaker.on('bestPathChanged', (c) => this.onBestPath(c));
     speaker.on('peerStateChanged', () => this.maybeMarkSynced());
+    this.deferring = !!options.gracefulRestart && options.gracefulRestart.restarting === true;
+    this.startedOnce = true;
+    speaker.on('deferralEnded', () => {
+      this.deferring = false;
+      this.markBgpSynced('End-of-RIB from every peer');
+    });
     await speaker.start();
     this.speaker = speaker;
     this.speakerKey = key;
@@ -321,11 +337,13 @@ export class BgpController {
   }
 
   /**
-   * Learned routes adopted from a previous run stay until every session is up (and has had a
-   * moment to send its table) or the initial-sync timeout passes: a restart never flushes them.
+   * Learned routes adopted from a previous run stay until the speaker's RIB is complete: after a
+   * graceful restart, when it has every peer's End-of-RIB (`deferralEnded`); otherwise when every
+   * session is up and has had a moment to send its table. The initial-sync timeout is the
+   * backstop. A restart never flushes them.
    */
   private maybeMarkSynced(): void {
-    if (this.bgpSynced || !this.speaker) return;
+    if (this.bgpSynced || !this.speaker || this.deferring) return;
     const statuses = this.speaker.peers();
     if (statuses.length > 0 && statuses.every((p) => p.state === 'Established')) {
       setTimeout(() => this.markBgpSynced('all sessions established'), 2000).unref();

@@ -16,7 +16,11 @@ import { FakeRouteKernel } from './fake-route-kernel.js';
 type Call = [string, ...unknown[]];
 
 class FakeSpeaker
-  extends EventEmitter<{ bestPathChanged: [BestPathChange]; peerStateChanged: [PeerStatus] }>
+  extends EventEmitter<{
+    bestPathChanged: [BestPathChange];
+    peerStateChanged: [PeerStatus];
+    deferralEnded: [];
+  }>
   implements Speaker
 {
   readonly calls: Call[] = [];
@@ -112,12 +116,14 @@ async function setup(
     selfIPv6,
     initialSyncMs = 60_000,
     gracefulRestartSeconds,
+    restarting,
   }: {
     self?: string;
     selfIPv4?: string;
     selfIPv6?: string;
     initialSyncMs?: number;
     gracefulRestartSeconds?: number;
+    restarting?: boolean;
   } = {
     selfIPv4: '10.0.0.1',
   },
@@ -139,6 +145,7 @@ async function setup(
     logger: pino({ level: 'silent' }),
     initialSyncMs,
     ...(gracefulRestartSeconds !== undefined ? { gracefulRestartSeconds } : {}),
+    ...(restarting !== undefined ? { restarting } : {}),
     createSpeaker: (o) => {
       const s = new FakeSpeaker(o);
       speakers.push(s);
@@ -295,6 +302,33 @@ describe('BgpController', () => {
       { restartTime: 120, forwardingState: true, restarting: false },
       false,
     ]);
+  });
+
+  it('after a restart, adopted learned routes stay until the speaker has every End-of-RIB; a later speaker is not a restart', async () => {
+    const t = await setup({ selfIPv4: '10.0.0.1', gracefulRestartSeconds: 120, restarting: true });
+    await t.write(nodeObj('a', '10.0.0.1'), nodeObj('b', '10.0.0.2'));
+    const s = t.speakers[0]!;
+    expect(s.options.gracefulRestart).toMatchObject({ restarting: true });
+    s.emit('bestPathChanged', {
+      prefix: '10.244.1.0/26',
+      best: { nextHop: '10.0.0.2', source: 'ibgp' } as unknown as BestPathChange['best'],
+    });
+    await t.routes.whenIdle();
+    s.emit('bestPathChanged', { prefix: '10.244.1.0/26' });
+    await t.routes.whenIdle();
+    expect(t.routes.stats().keptUntilSynced).toBe(1);
+    s.emit('deferralEnded');
+    await t.routes.whenIdle();
+    expect(t.routes.stats().keptUntilSynced).toBe(0);
+    expect(t.routes.stats().installed).toBe(0);
+
+    await t.write({
+      apiVersion: 'tern.network/v1',
+      kind: 'BGPConfiguration',
+      metadata: { name: 'default' },
+      spec: { asNumber: 65010 },
+    } as AnyResource);
+    expect(t.speakers[1]!.options.gracefulRestart).toMatchObject({ restarting: false });
   });
 
   it('concurrent reconciles at start build one speaker', async () => {
