@@ -259,6 +259,7 @@ describe.each(BACKENDS)('datastore contract: $name', (backend) => {
     expect(revs).toEqual([...revs].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
   });
 
+  // Only a backend with a server can have it restarted; memory's resume is covered above.
   it.runIf(backend.name === 'etcd')(
     'keeps a watch open across a server restart and misses no event written around it',
     async () => {
