@@ -11,7 +11,7 @@ describe('lab topology', () => {
   it('the default has 3 nodes, a tern ToR and 9 pods spread over every node', () => {
     const t = defaultTopology();
     expect(t.nodes.map((n) => n.name)).toEqual(['node1', 'node2', 'node3']);
-    expect(t.tor).toEqual({ kind: 'tern', asn: 64512 });
+    expect(t.tor).toMatchObject({ kind: 'tern', asn: 64512 });
     expect(t.pods).toHaveLength(9);
     expect(new Set(t.pods.map((p) => p.node)).size).toBe(3);
   });
