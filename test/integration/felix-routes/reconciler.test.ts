@@ -62,7 +62,16 @@ function monitor(): { lines: () => string[]; stop: () => Promise<void> } {
   const proc = execa('ip', ['-n', ns, '-ts', 'monitor', 'route'], { reject: false, buffer: false });
   monitors.add(proc);
   const out: string[] = [];
-  proc.stdout?.on('data', (chunk: Buffer) => out.push(...chunk.toString().split('\n').filter(Boolean)));
+  // The kernel's own `table local` routes (a veth's IPv6 link-local address, configured late on a
+  // loaded machine) are not the main table the reconciler manages.
+  proc.stdout?.on('data', (chunk: Buffer) =>
+    out.push(
+      ...chunk
+        .toString()
+        .split('\n')
+        .filter((l) => l && !l.includes(' table local ')),
+    ),
+  );
   return {
     lines: () => out,
     stop: async () => {
