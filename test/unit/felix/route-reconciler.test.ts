@@ -121,6 +121,23 @@ describe('RouteReconciler', () => {
     expect(kernel.applied.flat().map((q) => [q.op, q.route.protocol])).toEqual([['add', 90]]);
   });
 
+  it('adopts an identical route of ours it had not seen yet (the CNI installs pod routes itself) instead of taking it for a foreign one', async () => {
+    const { kernel, r } = setup();
+    await r.start();
+    kernel.setRouteEvents(false); // the CNI's route notification is still on its way
+    kernel.put(route({}));
+    r.upsert('pod', { dst: '10.0.0.5/32', dev: 'ternaaaaaaaaaaa' });
+    await r.whenIdle();
+    expect(kernel.applied.flat().map((q) => q.op)).toEqual(['add']); // answered EEXIST
+    const deadline = Date.now() + 3000;
+    while (r.stats().installed !== 1 && Date.now() < deadline) await new Promise((w) => setTimeout(w, 20));
+    await r.whenIdle();
+    expect(r.stats()).toMatchObject({ installed: 1, conflicts: 0 });
+    r.setRoutes('pod', []); // managed as ours from then on: no longer desired, it is deleted
+    await r.whenIdle();
+    expect(kernel.routes.size).toBe(0);
+  });
+
   it('holds a pod route while its interface is missing and installs it when the link appears', async () => {
     const { kernel, r } = setup();
     await r.start();
