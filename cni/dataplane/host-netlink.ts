@@ -23,10 +23,21 @@ export interface HostRoute {
 
 export class HostNetlink {
   private socket: RtNetlinkSocket | undefined;
+  private last: Promise<unknown> = Promise.resolve();
 
-  private get rt(): RtNetlinkSocket {
-    this.socket ??= createRtNetlink();
-    return this.socket;
+  /**
+   * Runs one request at a time on the socket. The kernel sends a dump in several datagrams as the
+   * reader drains them, and the ACK of a request sent meanwhile lands between them; the package
+   * then cuts the dump short ("Multipart message not terminated properly"). Each request takes a
+   * fraction of a millisecond, so concurrent CNI operations barely wait.
+   */
+  private one<T>(request: (rt: RtNetlinkSocket) => Promise<T>): Promise<T> {
+    const run = this.last.then(() => {
+      this.socket ??= createRtNetlink();
+      return request(this.socket);
+    });
+    this.last = run.catch(() => undefined);
+    return run;
   }
 
   async ifindex(name: string): Promise<number | undefined> {
@@ -37,7 +48,9 @@ export class HostNetlink {
 
   /** Labels the link with its owner and brings it up. */
   async upWithAlias(index: number, alias: string): Promise<void> {
-    await this.rt.setLink({ index, change: { up: true }, flags: { up: true } }, { ifalias: alias });
+    await this.one((rt) =>
+      rt.setLink({ index, change: { up: true }, flags: { up: true } }, { ifalias: alias }),
+    );
   }
 
   /** Deletes a link by name; a link that is already gone is not an error. */
@@ -45,7 +58,7 @@ export class HostNetlink {
     const index = await this.ifindex(name);
     if (index === undefined) return;
     try {
-      await this.rt.delLink({ index });
+      await this.one((rt) => rt.delLink({ index }));
     } catch (e) {
       if (netlinkErrno(e) !== 'ENODEV') throw e;
     }
@@ -54,18 +67,20 @@ export class HostNetlink {
   /** `<ip>/32 dev <index> proto pod scope link` (/128 for IPv6); `replace` overwrites an existing route. */
   async addPodRoute(ip: IpAddr, index: number, replace = false): Promise<void> {
     const v4 = ip.family === 4;
-    await this.rt.newRoute(
-      {
-        family: v4 ? AF_INET : AF_INET6,
-        dstLen: v4 ? 32 : 128,
-        table: MAIN_TABLE,
-        // tern's protocol number is not one of the names the package knows.
-        protocol: ROUTE_PROTOCOL.pod as number as rt.RouteProtocol,
-        scope: v4 ? 'LINK' : 'UNIVERSE',
-        type: 'UNICAST',
-      },
-      { dst: addressBytes(ip), oif: index },
-      { flags: FlagsNew.CREATE | (replace ? FlagsNew.REPLACE : FlagsNew.EXCL) },
+    await this.one((rt) =>
+      rt.newRoute(
+        {
+          family: v4 ? AF_INET : AF_INET6,
+          dstLen: v4 ? 32 : 128,
+          table: MAIN_TABLE,
+          // tern's protocol number is not one of the names the package knows.
+          protocol: ROUTE_PROTOCOL.pod as number as rt.RouteProtocol,
+          scope: v4 ? 'LINK' : 'UNIVERSE',
+          type: 'UNICAST',
+        },
+        { dst: addressBytes(ip), oif: index },
+        { flags: FlagsNew.CREATE | (replace ? FlagsNew.REPLACE : FlagsNew.EXCL) },
+      ),
     );
   }
 
@@ -75,10 +90,12 @@ export class HostNetlink {
    * moving here is announced before the pod answers ARP, and a lost first ARP costs 1 s).
    */
   async addNeighbour(ip: IpAddr, index: number, mac: string): Promise<void> {
-    await this.rt.newNeighbor(
-      { family: ip.family === 4 ? AF_INET : AF_INET6, ifindex: index, state: { permanent: true } },
-      { dst: addressBytes(ip), lladdr: Buffer.from(mac.split(':').map((h) => parseInt(h, 16))) },
-      { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+    await this.one((rt) =>
+      rt.newNeighbor(
+        { family: ip.family === 4 ? AF_INET : AF_INET6, ifindex: index, state: { permanent: true } },
+        { dst: addressBytes(ip), lladdr: Buffer.from(mac.split(':').map((h) => parseInt(h, 16))) },
+        { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+      ),
     );
   }
 
@@ -101,7 +118,7 @@ export class HostNetlink {
 
   private async hostRoutes(family: 4 | 6): Promise<HostRoute[]> {
     const full = family === 4 ? 32 : 128;
-    const routes = await this.rt.getRoutes({ family: family === 4 ? AF_INET : AF_INET6 });
+    const routes = await this.one((rt) => rt.getRoutes({ family: family === 4 ? AF_INET : AF_INET6 }));
     return routes
       .filter((r) => r.data.dstLen === full && (r.attrs.table ?? r.data.table) === MAIN_TABLE && r.attrs.dst)
       .map((r) => ({
