@@ -104,11 +104,14 @@ beforeAll(async () => {
   await ip('route', 'add', 'blackhole', '10.79.0.0/24', 'proto', 'boot');
   await ip('-6', 'route', 'add', 'fd00:77::/64', 'via', 'fd00:50::9', 'proto', 'static');
   foreignBefore = await foreign();
-});
+}, 300_000);
 
 afterEach(async () => {
   for (const m of monitors) await stopProcess(m.pid);
   monitors.clear();
+  // A test that failed before closing its harness must not leave it reconciling under the next test.
+  for (const h of running) await h.kill9().catch(() => undefined);
+  running.clear();
 });
 
 afterAll(async () => {
