@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { ValidationError } from './errors.js';
 import { namespaceSchema, networkPolicySchema, nodeSchema, podSchema } from './kube.js';
 import type { Namespace, NetworkPolicy, NetworkPolicyPeer, Node, Pod } from './kube.js';
+import { leaseSchema, type Lease } from './lease.js';
 import { formatFieldPath } from './meta.js';
 import { validateSelector, type LabelSelector } from './selector.js';
 import { bgpConfigurationSchema, bgpPeerSchema, ipamBlockSchema, ipPoolSchema } from './tern.js';
@@ -15,6 +16,7 @@ export * from './selector.js';
 export * from './cidr.js';
 export * from './kube.js';
 export * from './tern.js';
+export * from './lease.js';
 
 export interface ResourceByKind {
   Pod: Pod;
@@ -26,6 +28,7 @@ export interface ResourceByKind {
   BGPPeer: BGPPeer;
   BGPConfiguration: BGPConfiguration;
   IPReservation: IPReservation;
+  Lease: Lease;
 }
 export type Kind = keyof ResourceByKind;
 export type AnyResource = ResourceByKind[Kind];
@@ -86,6 +89,7 @@ export const KINDS: { readonly [K in Kind]: KindInfo } = {
     selectors: (c: BGPConfiguration) => [['spec.routeReflectorSelector', c.spec.routeReflectorSelector]],
   },
   IPReservation: { apiVersion: 'tern.network/v1', namespaced: true, schema: ipReservationSchema },
+  Lease: { apiVersion: 'coordination.k8s.io/v1', namespaced: true, schema: leaseSchema },
 };
 
 export function isKind(k: unknown): k is Kind {

@@ -76,6 +76,12 @@ const valid: { [K in Kind]: unknown } = {
     metadata: { name: 'default' },
     spec: { asNumber: 64512, nodeToNodeMesh: false, routeReflectorClusterID: '1.2.3.4' },
   },
+  Lease: {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { namespace: 'tern-system', name: 'tern-ipam-gc' },
+    spec: { holderIdentity: 'node-1', leaseDurationSeconds: 15, renewTime: '2026-11-22T03:04:05.123456Z' },
+  },
 };
 
 /** A deep copy of the valid object of `kind` with `path` set to `value` (undefined deletes). */
