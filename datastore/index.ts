@@ -10,10 +10,13 @@ import type { Datastore } from './types.js';
 export * from './types.js';
 export { EtcdDatastore, DEFAULT_ETCD_PREFIX, parseEtcdEndpoint, type EtcdDatastoreOptions } from './etcd.js';
 export { MemoryDatastore } from './memory.js';
+// Types only: @kubernetes/client-node takes seconds to load, so only the kubernetes backend
+// pays for it (openDatastore imports it on demand; import datastore/kubernetes/ for the class).
+export type { KubernetesDatastore, KubernetesDatastoreOptions } from './kubernetes/index.js';
 export { Informer, type InformerEvent, type InformerHandlers, type InformerOptions } from './informer.js';
 
 export const datastoreConfigSchema = z.object({
-  /** memory: in-process (tests); etcd: bare metal and the lab; kubernetes: production (issue 9). */
+  /** memory: in-process (tests); etcd: bare metal and the lab; kubernetes: production. */
   backend: z.enum(['memory', 'etcd', 'kubernetes']),
   /** etcd client endpoints: http://host:port or unix:///path (comma-separated in env/flags). */
   etcdEndpoints: z.array(z.string().min(1)).optional(),
@@ -21,8 +24,15 @@ export const datastoreConfigSchema = z.object({
   etcdPrefix: z.string().startsWith('/').endsWith('/').optional(),
   /** Deadline of each etcd request in ms; default 5000. */
   etcdRequestTimeoutMs: z.number().int().positive().optional(),
-  /** kubeconfig path for the kubernetes backend (in-cluster config when absent). */
-  kubeconfig: z.string().optional(),
+  /**
+   * kubeconfig path for the kubernetes backend. Absent: $KUBECONFIG, ~/.kube/config, then the
+   * pod's service account (in-cluster).
+   */
+  kubeconfig: z.string().min(1).optional(),
+  /** API server URL: overrides the kubeconfig's; alone, an unauthenticated server (kubectl proxy, tests). */
+  kubeServer: z.url({ protocol: /^https?$/ }).optional(),
+  /** Deadline of each Kubernetes API request in ms (not watches); default 10000. */
+  kubeRequestTimeoutMs: z.number().int().positive().optional(),
 });
 
 export type DatastoreConfig = z.infer<typeof datastoreConfigSchema>;
@@ -45,11 +55,14 @@ export async function openDatastore(
         logger: options.logger,
       });
     }
-    case 'kubernetes':
-      // The seam: a KubernetesDatastore (client-node informers + CRDs) plugs in here.
-      throw new ValidationError(
-        'backend',
-        'the kubernetes datastore is not built yet (issue 9); use etcd or memory',
-      );
+    case 'kubernetes': {
+      const { KubernetesDatastore } = await import('./kubernetes/index.js');
+      return new KubernetesDatastore({
+        kubeconfigPath: config.kubeconfig,
+        server: config.kubeServer,
+        requestTimeoutMs: config.kubeRequestTimeoutMs,
+        logger: options.logger,
+      });
+    }
   }
 }

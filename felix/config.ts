@@ -8,6 +8,10 @@ export const agentConfigSchema = z.object({
   datastore: z.enum(['etcd', 'memory', 'kubernetes']).default('etcd'),
   /** etcd endpoints, comma-separated in flags/env: http://host:port or unix:///path. */
   etcdEndpoints: z.array(z.string().min(1)).default(['http://127.0.0.1:2379']),
+  /** kubernetes datastore: kubeconfig path; absent = $KUBECONFIG, ~/.kube/config, then in-cluster. */
+  kubeconfig: z.string().min(1).optional(),
+  /** kubernetes datastore: API server URL overriding the kubeconfig's (or alone: unauthenticated). */
+  kubeServer: z.url({ protocol: /^https?$/ }).optional(),
   /** The node's BGP/uplink addresses; detected from the default-route interface when absent. */
   nodeIPv4: z.string().optional(),
   nodeIPv6: z.string().optional(),
@@ -32,6 +36,26 @@ export const agentConfigSchema = z.object({
   policyWaitSeconds: z.number().positive().default(10),
   /** Restart time advertised to BGP peers (graceful restart), seconds. */
   gracefulRestartSeconds: z.number().int().min(0).max(4095).default(120),
+  /** kubeconfig for the kubernetes datastore; absent: $KUBECONFIG, ~/.kube/config, then in-cluster. */
+  kubeconfig: z.string().optional(),
+  /**
+   * Cluster IPAM garbage collection (addresses of deleted pods, blocks of deleted nodes), run
+   * by the one agent holding the Lease. Absent: on with the kubernetes datastore, off otherwise
+   * (in etcd mode nothing may create Pod objects, and every address would look leaked).
+   */
+  ipamGcEnabled: z.boolean().optional(),
+  /** How long a pod (or node) must be seen gone before GC frees its addresses, seconds. */
+  ipamGcGraceSeconds: z.number().positive().default(600),
+  /** Between GC passes, seconds. */
+  ipamGcIntervalSeconds: z.number().positive().default(60),
+  /** The Lease that elects the GC runner: its namespace (the agent's own in Kubernetes) and name. */
+  leaderElectionNamespace: z.string().min(1).default('tern-system'),
+  leaderElectionLeaseName: z.string().min(1).default('tern-ipam-gc'),
 });
+
+/** Whether this agent campaigns for the GC Lease. */
+export function ipamGcEnabled(c: Pick<AgentConfig, 'ipamGcEnabled' | 'datastore'>): boolean {
+  return c.ipamGcEnabled ?? c.datastore === 'kubernetes';
+}
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;

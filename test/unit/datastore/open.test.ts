@@ -5,6 +5,7 @@ import {
   openDatastore,
   parseEtcdEndpoint,
 } from '../../../datastore/index.js';
+import { KubernetesDatastore } from '../../../datastore/kubernetes/index.js';
 import { ValidationError } from '../../../model/index.js';
 
 describe('openDatastore', () => {
@@ -24,15 +25,18 @@ describe('openDatastore', () => {
     [{ backend: 'etcd' as const }, 'etcdEndpoints'],
     [{ backend: 'etcd' as const, etcdEndpoints: [] }, 'etcdEndpoints'],
     [{ backend: 'etcd' as const, etcdEndpoints: ['https://10.0.0.1:2379'] }, 'etcdEndpoints'],
-    [{ backend: 'kubernetes' as const }, 'backend'],
+    [{ backend: 'kubernetes' as const, kubeconfig: '/nonexistent/kubeconfig' }, 'kubeconfig'],
   ])('rejects %j naming %s', async (config, field) => {
     const err = await openDatastore(config).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).field).toBe(field);
   });
 
-  it('says the kubernetes backend is not built yet and where it comes from', async () => {
-    await expect(openDatastore({ backend: 'kubernetes' })).rejects.toThrow(/not built yet \(issue 9\)/);
+  it('opens the kubernetes backend lazily against an explicit server URL (no connection needed)', async () => {
+    const ds = await openDatastore({ backend: 'kubernetes', kubeServer: 'http://127.0.0.1:1' });
+    expect(ds).toBeInstanceOf(KubernetesDatastore);
+    expect(ds.backend).toBe('kubernetes');
+    await ds.close();
   });
 });
 

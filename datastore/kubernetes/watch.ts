@@ -1,0 +1,181 @@
+// One resumable watch of a collection over client-node's Watch (chunked JSON lines).
+//
+// The resume point is the resourceVersion of the last event delivered or of the last
+// BOOKMARK. A stream the server closes (timeout, restart, a cut connection) is reopened from
+// it with backoff; events at or below it are replays and are dropped. 410 Gone, as the HTTP
+// status or as an ERROR event carrying a Status with code 410, means the history is gone:
+// one 'resync' event, then the watch is over.
+import { Watch as ClientWatch, type KubeConfig } from '@kubernetes/client-node';
+import type { Kind, ResourceByKind } from '../../model/index.js';
+import type { Logger } from '../../model/log.js';
+import type { WatchEvent } from '../types.js';
+import { decodeObject } from './codec.js';
+import { parseStatus } from './status.js';
+
+export interface BackoffOptions {
+  initialMs: number;
+  maxMs: number;
+}
+
+export interface KubeWatchOptions<K extends Kind> {
+  kind: K;
+  /** Collection path (resourcePath(kind, {namespace})). */
+  path: string;
+  /** Exclusive: events after this resourceVersion. */
+  fromRevision: string;
+  onEvent: (event: WatchEvent<K>) => void;
+  backoff: BackoffOptions;
+  log: Logger;
+}
+
+const TYPES = { ADDED: 'added', MODIFIED: 'modified', DELETED: 'deleted' } as const;
+
+/** Compares resourceVersions when both are decimal (every API server in practice); undefined otherwise. */
+function compareVersions(a: string, b: string): number | undefined {
+  if (!/^\d+$/.test(a) || !/^\d+$/.test(b)) return undefined;
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export class KubeWatch<K extends Kind> {
+  private resumeFrom: string;
+  private ended = false;
+  private controller: AbortController | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  /** Bumped per stream, so a late callback of an abandoned stream is ignored. */
+  private stream = 0;
+  private readonly client: ClientWatch;
+  /** Streams opened so far (1 + resumes), for tests and metrics. */
+  connects = 0;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly o: KubeWatchOptions<K>,
+  ) {
+    this.client = new ClientWatch(kc);
+    this.resumeFrom = o.fromRevision;
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.ended) return;
+    const stream = ++this.stream;
+    this.connects++;
+    const live = () => stream === this.stream && !this.ended;
+    const query = { resourceVersion: this.resumeFrom, allowWatchBookmarks: true };
+    this.client
+      .watch(
+        this.o.path,
+        query,
+        (type: string, object: unknown) => {
+          if (live()) this.onLine(type, object);
+        },
+        (err: unknown) => {
+          if (live()) this.onStreamEnd(err);
+        },
+      )
+      .then((controller) => {
+        if (stream === this.stream && !this.ended) this.controller = controller;
+        else controller.abort();
+      })
+      .catch((err: unknown) => {
+        if (live()) this.onStreamEnd(err);
+      });
+  }
+
+  private onLine(type: string, object: unknown): void {
+    this.failures = 0;
+    if (type === 'BOOKMARK') {
+      const rv = (object as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
+      if (typeof rv === 'string' && rv) this.resumeFrom = rv;
+      return;
+    }
+    if (type === 'ERROR') {
+      const status = parseStatus(object);
+      if (status?.code === 410)
+        this.finish(`watch from resourceVersion ${this.resumeFrom}: ${status.message ?? 'Gone'}`);
+      else {
+        this.o.log.warn({ status: object }, 'watch ERROR event; reopening');
+        this.reopen();
+      }
+      return;
+    }
+    if (!(type in TYPES)) {
+      this.o.log.warn({ type }, 'unknown watch event type; ignored');
+      return;
+    }
+    const rv = (object as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
+    if (typeof rv !== 'string' || !rv) {
+      this.o.log.error({ type }, 'watch event without resourceVersion; ignored');
+      return;
+    }
+    if ((compareVersions(rv, this.resumeFrom) ?? 1) <= 0) return; // replayed after a resume
+    this.resumeFrom = rv;
+    let decoded: ResourceByKind[K];
+    try {
+      decoded = decodeObject(this.o.kind, object);
+    } catch (e) {
+      // Someone else wrote an object the model refuses: skip it, keep the stream.
+      this.o.log.error({ err: e, resourceVersion: rv }, 'skipping invalid object in watch');
+      return;
+    }
+    this.deliver({ type: TYPES[type as keyof typeof TYPES], object: decoded, revision: rv });
+  }
+
+  private onStreamEnd(err: unknown): void {
+    this.stream++;
+    this.controller = undefined;
+    const status = (err as { statusCode?: unknown } | null)?.statusCode;
+    if (status === 410) {
+      this.finish(`watch from resourceVersion ${this.resumeFrom}: 410 Gone`);
+      return;
+    }
+    // A clean close is the server's watch timeout: reopen at once. Errors back off.
+    const delay = err ? this.backoffDelay() : 0;
+    if (err)
+      this.o.log.debug({ err: (err as Error).message ?? err, retryInMs: delay }, 'watch stream failed');
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect();
+    }, delay);
+  }
+
+  private backoffDelay(): number {
+    const { initialMs, maxMs } = this.o.backoff;
+    const d = Math.min(maxMs, initialMs * 2 ** this.failures++);
+    return d / 2 + (Math.random() * d) / 2;
+  }
+
+  private reopen(): void {
+    const c = this.controller;
+    this.onStreamEnd(new Error('reopening'));
+    c?.abort();
+  }
+
+  private finish(reason: string): void {
+    this.stop();
+    this.deliver({ type: 'resync', reason });
+  }
+
+  private deliver(event: WatchEvent<K>): void {
+    try {
+      this.o.onEvent(event);
+    } catch (e) {
+      this.o.log.error({ err: e, kind: this.o.kind }, 'watch consumer threw');
+    }
+  }
+
+  private stop(): void {
+    this.ended = true;
+    this.stream++;
+    clearTimeout(this.retryTimer);
+    this.controller?.abort();
+    this.controller = undefined;
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+  }
+}
