@@ -10,6 +10,7 @@ PACKAGES=(
   etcd-server etcd-client
   bird2 frr gobgpd
   iperf3 containernetworking-plugins containerd
+  python3 make g++
 )
 
 die() { echo "setup: $*" >&2; exit 1; }
@@ -37,6 +38,14 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The TCP MD5 / GTSM addon (bgp/native, node-gyp against the installed Node headers: nothing is
+# downloaded), rebuilt only when its sources are newer than the .node file.
+addon=bgp/native/build/Release/tern_tcp.node
+if [ ! -f "$addon" ] || [ -n "$(find bgp/native -maxdepth 1 \( -name '*.cc' -o -name binding.gyp \) -newer "$addon")" ]; then
+  echo "setup: building the TCP MD5/GTSM addon"
+  (cd bgp/native && npx --no-install node-gyp rebuild --nodedir=/usr --loglevel=warn)
 fi
 
 npm run --silent build
