@@ -9,7 +9,7 @@ import {
   encodePathAttributes,
   type PathAttributes,
 } from './wire/attributes.js';
-import { Afi, HEADER_LENGTH, MAX_MESSAGE_LENGTH } from './wire/constants.js';
+import { Afi, HEADER_LENGTH, MAX_MESSAGE_LENGTH, RouteRefreshSubtype } from './wire/constants.js';
 import { type AfiSafi, encodeEndOfRib, encodeRouteRefresh, encodeUpdate } from './wire/messages.js';
 import { familyOf, prefixWireLength, type PrefixKey, writePrefix } from './wire/prefix.js';
 
@@ -25,6 +25,8 @@ export class AdjRibOut {
   private scheduled = false;
   private closed = false;
   private endOfRib: readonly AfiSafi[] | undefined;
+  /** Families whose re-advertisement (RFC 7313) ends with an EoRR once the queue is empty. */
+  private endOfRefresh: AfiSafi[] = [];
   private readonly scratch = Buffer.allocUnsafe(MAX_MESSAGE_LENGTH);
   /** Messages sent (for tests and status). */
   updatesSent = 0;
@@ -72,6 +74,19 @@ export class AdjRibOut {
     this.session.send(encodeRouteRefresh(f.afi, f.safi));
   }
 
+  /** RFC 7313: BoRR goes out now, before the re-advertised routes queued after this call. */
+  beginRefresh(f: AfiSafi): void {
+    if (this.closed) return;
+    this.session.send(encodeRouteRefresh(f.afi, f.safi, RouteRefreshSubtype.BORR));
+  }
+
+  /** RFC 7313: EoRR follows the last queued change (the re-advertisement). */
+  endRefreshAfterFlush(f: AfiSafi): void {
+    if (this.closed) return;
+    this.endOfRefresh.push(f);
+    this.schedule();
+  }
+
   close(): void {
     this.closed = true;
     this.pending.clear();
@@ -113,9 +128,11 @@ export class AdjRibOut {
     for (const [attrs, prefixes] of groups) this.sendAnnouncements(attrs, prefixes);
     if (this.pending.size) {
       this.schedule();
-    } else if (this.endOfRib) {
-      for (const f of this.endOfRib) this.send(encodeEndOfRib(f));
+    } else {
+      if (this.endOfRib) for (const f of this.endOfRib) this.send(encodeEndOfRib(f));
       this.endOfRib = undefined;
+      for (const f of this.endOfRefresh.splice(0))
+        this.session.send(encodeRouteRefresh(f.afi, f.safi, RouteRefreshSubtype.EORR));
     }
   }
 

@@ -38,6 +38,8 @@ export interface SessionConfig {
   readonly connectRetryTime: number;
   readonly families: readonly AfiSafi[];
   readonly gracefulRestart?: GracefulRestartCapability;
+  /** Advertise enhanced route refresh (RFC 7313); default true. */
+  readonly enhancedRouteRefresh?: boolean;
 }
 
 /** What both OPENs agreed on. */
@@ -49,6 +51,8 @@ export interface Negotiated {
   readonly fourOctetAs: boolean;
   readonly families: readonly AfiSafi[];
   readonly routeRefresh: boolean;
+  /** Both sides advertised RFC 7313: refreshes are framed by BoRR / EoRR. */
+  readonly enhancedRouteRefresh: boolean;
   readonly gracefulRestart?: GracefulRestartCapability;
   readonly localAddress: string;
   readonly remoteAddress: string;
@@ -260,6 +264,7 @@ export class Session {
         holdTime: this.config.holdTime,
         routerId: this.config.routerId,
         families: this.config.families,
+        enhancedRouteRefresh: this.config.enhancedRouteRefresh !== false,
         ...(this.config.gracefulRestart ? { gracefulRestart: this.config.gracefulRestart } : {}),
       }),
     );
@@ -369,6 +374,8 @@ export class Session {
       fourOctetAs: open.capabilities.fourOctetAs !== undefined,
       families,
       routeRefresh: open.capabilities.routeRefresh || open.capabilities.enhancedRouteRefresh,
+      enhancedRouteRefresh:
+        this.config.enhancedRouteRefresh !== false && open.capabilities.enhancedRouteRefresh,
       ...(open.capabilities.gracefulRestart ? { gracefulRestart: open.capabilities.gracefulRestart } : {}),
       localAddress: normalizeAddress(c.socket.localAddress),
       remoteAddress: normalizeAddress(c.socket.remoteAddress),

@@ -23,6 +23,7 @@ import {
   type GracefulRestartOptions,
   type ResolvedGracefulRestart,
 } from './graceful-restart.js';
+import { type ConfiguredNextHops, type LocalNextHops, localNextHops } from './next-hop.js';
 import { AttributeInterner, LocRib, type Path, RouteSource } from './rib.js';
 import {
   Session,
@@ -32,7 +33,7 @@ import {
   type SessionState,
 } from './session.js';
 import type { PathAttributes } from './wire/attributes.js';
-import { Afi, AsPathSegmentType, CeaseSubcode, Origin, Safi } from './wire/constants.js';
+import { Afi, AsPathSegmentType, CeaseSubcode, Origin, RouteRefreshSubtype, Safi } from './wire/constants.js';
 import type {
   AfiSafi,
   GracefulRestartCapability,
@@ -54,6 +55,16 @@ export interface SpeakerOptions {
    * (restart time 120 s, F bit and N bit set, this start counts as a restart).
    */
   readonly gracefulRestart?: GracefulRestartOptions | false;
+  /**
+   * The node's own addresses, next hops for routes of the family the session is not carried
+   * over (IPv6 routes on an IPv4 session and the reverse). See next-hop.ts for the fallbacks.
+   */
+  readonly nextHops?: ConfiguredNextHops;
+  /**
+   * Enhanced route refresh (RFC 7313): seconds after a peer's BoRR before the routes it has not
+   * re-sent are purged when its EoRR never comes. Default 360.
+   */
+  readonly refreshPurgeTime?: number;
   readonly logger?: Logger;
 }
 
@@ -76,6 +87,8 @@ export interface PeerOptions {
   readonly exportPolicy?: Policy;
   /** `false`: no graceful restart with this peer even when the speaker has it. */
   readonly gracefulRestart?: boolean;
+  /** `false`: do not advertise enhanced route refresh (RFC 7313) to this peer. */
+  readonly enhancedRouteRefresh?: boolean;
 }
 
 export interface OriginateAttributes {
@@ -111,8 +124,11 @@ export interface PeerStatus {
 
 export interface BestPathChange {
   readonly prefix: string;
-  /** Undefined: no route any more. */
-  readonly best?: RouteView;
+  /**
+   * Undefined: no route any more. `nextHopInterface`: the interface of the session the route
+   * came from, the device a link-local next hop is reached through.
+   */
+  readonly best?: RouteView & { readonly nextHopInterface?: string };
 }
 
 export interface RibEntry {
@@ -137,8 +153,16 @@ class Peer {
   importFn: PolicyFn;
   exportFn: PolicyFn;
   out: AdjRibOut | undefined;
-  /** Export results per best-path attribute set (cleared when the peer changes). */
-  exportCache = new WeakMap<Path, PathAttributes | null>();
+  /**
+   * Export results per best-path attribute set, per family ([IPv4, IPv6]: one locally
+   * originated attribute set serves both families with different next hops). Cleared when the
+   * peer changes.
+   */
+  exportCache = exportCaches();
+  /** Our next hops towards this peer (set when the session comes up). */
+  nextHops: LocalNextHops = {};
+  /** Enhanced route refresh in progress from this peer, per family: prefixes not re-sent yet. */
+  readonly refreshing = new Map<4 | 6, { stale: PrefixMap<true>; timer: NodeJS.Timeout }>();
   /** Graceful restart: prefixes kept from the previous session, until refreshed or swept. */
   stale: PrefixMap<true> | undefined;
   /** Restart timer (peer down) or stale-path timer (peer back, End-of-RIB awaited). */
@@ -174,6 +198,10 @@ type Events = {
 };
 
 const familyKey = (f: AfiSafi) => `${f.afi}/${f.safi}`;
+const exportCaches = (): [WeakMap<Path, PathAttributes | null>, WeakMap<Path, PathAttributes | null>] => [
+  new WeakMap(),
+  new WeakMap(),
+];
 
 export class BgpSpeaker extends EventEmitter<Events> {
   readonly asn: number;
@@ -302,6 +330,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
         ...(options.keepaliveTime !== undefined ? { keepaliveTime: options.keepaliveTime } : {}),
         connectRetryTime: options.connectRetryTime ?? 30,
         families: FAMILIES,
+        ...(options.enhancedRouteRefresh === false ? { enhancedRouteRefresh: false } : {}),
       },
       this.sessionHandler,
       this.log,
@@ -340,7 +369,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
       o.holdTime !== options.holdTime ||
       o.keepaliveTime !== options.keepaliveTime ||
       o.connectRetryTime !== options.connectRetryTime ||
-      o.gracefulRestart !== options.gracefulRestart;
+      o.gracefulRestart !== options.gracefulRestart ||
+      o.enhancedRouteRefresh !== options.enhancedRouteRefresh;
     if (sessionChanged) {
       this.removePeer(address);
       this.addPeer(options);
@@ -352,7 +382,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.source.rrClient = !!options.routeReflectorClient;
     peer.importFn = compilePolicy(options.importPolicy, 'importPolicy');
     peer.exportFn = compilePolicy(options.exportPolicy, 'exportPolicy');
-    peer.exportCache = new WeakMap();
+    peer.exportCache = exportCaches();
     if (importChanged && peer.session.state === 'Established') {
       // Without stored pre-policy routes, ask the peer to send everything again (RFC 2918).
       if (peer.session.negotiated?.routeRefresh) {
@@ -454,7 +484,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
     const peer = this.peersBySession.get(session);
     if (!peer) return;
     peer.source.setRouterId(n.peerRouterId);
-    peer.exportCache = new WeakMap();
+    peer.exportCache = exportCaches();
+    peer.nextHops = localNextHops(n.localAddress, n.remoteAddress, this.options.nextHops);
     peer.negotiated = n;
     peer.endOfRib.clear();
     peer.out = new AdjRibOut(session, n, this.log);
@@ -478,6 +509,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.out = undefined;
     peer.synced = false;
     peer.endOfRib.clear();
+    for (const fam of [...peer.refreshing.keys()]) this.endRefresh(peer, fam, undefined);
     const theirs = peer.negotiated?.gracefulRestart;
     if (this.started && theirs && keepsRoutes(cause, session.config.gracefulRestart, theirs)) {
       this.markStale(peer, theirs, reason);
@@ -596,11 +628,46 @@ export class BgpSpeaker extends EventEmitter<Events> {
 
   private onRouteRefresh(session: Session, m: RouteRefreshMessage): void {
     const peer = this.peersBySession.get(session);
-    if (!peer?.out || !peer.synced) return;
-    const family = m.afi === Afi.IPV6 ? 6 : 4;
+    const family = m.afi === Afi.IPV6 ? 6 : m.afi === Afi.IPV4 ? 4 : undefined;
+    if (!peer || !family || m.safi !== Safi.UNICAST) return;
+    if (m.subtype === RouteRefreshSubtype.BORR) return this.beginRefresh(peer, family);
+    if (m.subtype === RouteRefreshSubtype.EORR) return this.endRefresh(peer, family, 'EoRR');
+    // RFC 7313 §5: a request with an unknown subtype is ignored.
+    if (m.subtype !== RouteRefreshSubtype.REQUEST || !peer.out || !peer.synced) return;
+    const enhanced = !!peer.negotiated?.enhancedRouteRefresh;
+    const f = { afi: m.afi, safi: m.safi };
+    if (enhanced) peer.out.beginRefresh(f);
     for (const [prefix, best] of this.locRib.bestPaths()) {
       if (familyOf(prefix) === family) this.exportTo(peer, prefix, best, true);
     }
+    if (enhanced) peer.out.endRefreshAfterFlush(f);
+  }
+
+  /** The peer's BoRR (RFC 7313 §4): its routes of `family` are stale until re-sent or EoRR. */
+  private beginRefresh(peer: Peer, family: 4 | 6): void {
+    clearTimeout(peer.refreshing.get(family)?.timer);
+    const stale = new PrefixMap<true>();
+    for (const p of this.locRib.prefixesFrom(peer.source)) if (familyOf(p) === family) stale.set(p, true);
+    for (const p of peer.rejected.keys()) if (familyOf(p) === family) stale.set(p, true);
+    const seconds = this.options.refreshPurgeTime ?? 360;
+    const timer = setTimeout(() => this.endRefresh(peer, family, 'EoRR timer expired'), seconds * 1000);
+    timer.unref();
+    peer.refreshing.set(family, { stale, timer });
+  }
+
+  /** EoRR (or its timer): purges what was not re-sent; `why` undefined only forgets the state. */
+  private endRefresh(peer: Peer, family: 4 | 6, why: string | undefined): void {
+    const r = peer.refreshing.get(family);
+    if (!r) return;
+    clearTimeout(r.timer);
+    peer.refreshing.delete(family);
+    if (why === undefined) return;
+    for (const p of r.stale.keys()) {
+      if (peer.rejected.delete(p)) continue;
+      if (this.setRoute(p, peer.source, undefined)) peer.accepted--;
+    }
+    if (r.stale.size)
+      this.log.info({ peer: peer.options.address, why, purged: r.stale.size }, 'unrefreshed routes purged');
   }
 
   private onUpdate(session: Session, u: UpdateMessage): void {
@@ -668,6 +735,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     path: Path | null,
   ): void {
     if (peer.stale?.delete(prefix) && peer.stale.size === 0) this.clearStale(peer);
+    if (peer.refreshing.size) peer.refreshing.get(familyOf(prefix))?.stale.delete(prefix);
     if (attrs === undefined) {
       if (peer.rejected.size && peer.rejected.delete(prefix)) return;
       if (this.setRoute(prefix, peer.source, undefined)) peer.accepted--;
@@ -711,11 +779,19 @@ export class BgpSpeaker extends EventEmitter<Events> {
     if (this.notifyBest) {
       this.emit('bestPathChanged', {
         prefix: formatPrefix(prefix),
-        ...(best ? { best: toRouteView(best, true) } : {}),
+        ...(best ? { best: this.bestView(best) } : {}),
       });
     }
     for (const peer of this.peersByAddress.values()) if (peer.synced) this.exportTo(peer, prefix, best);
     return hadPath;
+  }
+
+  private bestView(best: Path): NonNullable<BestPathChange['best']> {
+    const view = toRouteView(best, true);
+    const dev = best.attrs.linkLocalNextHop
+      ? this.peersByAddress.get(best.source.address)?.nextHops.interface
+      : undefined;
+    return dev ? { ...view, nextHopInterface: dev } : view;
   }
 
   // ------------------------------------------------------------ RIB → peers
@@ -732,10 +808,12 @@ export class BgpSpeaker extends EventEmitter<Events> {
     const out = peer.out!;
     let attrs: PathAttributes | null = null;
     if (best) {
-      let base = peer.exportCache.get(best);
+      const family = familyOf(prefix);
+      const cache = peer.exportCache[family === 6 ? 1 : 0];
+      let base = cache.get(best);
       if (base === undefined) {
-        base = this.exportAttributes(peer, best);
-        peer.exportCache.set(best, base);
+        base = this.exportAttributes(peer, best, family);
+        cache.set(best, base);
       }
       if (base) {
         const policed = peer.exportFn(prefix, base);
@@ -747,11 +825,13 @@ export class BgpSpeaker extends EventEmitter<Events> {
   }
 
   /** The attributes `best` is sent to `peer` with, or null when it must not be sent. */
-  private exportAttributes(peer: Peer, best: Path): PathAttributes | null {
+  private exportAttributes(peer: Peer, best: Path, family: 4 | 6): PathAttributes | null {
     const src = best.source;
     if (src === peer.source) return null;
     const a = best.attrs;
-    const n = peer.session.negotiated!;
+    const self = peer.nextHops;
+    const selfNextHop = family === 4 ? self.ipv4 : self.ipv6;
+    const selfLinkLocal = family === 6 ? self.linkLocal : undefined;
     if (!peer.ibgp) {
       if (a.asPath.some((s) => s.asns.includes(peer.options.asn))) return null;
       return this.interner.intern(
@@ -761,8 +841,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
             a.asPath.filter((s) => s.type <= AsPathSegmentType.AS_SEQUENCE),
             this.asn,
           ),
-          nextHop: selfNextHop(n, familyOfAttrs(a)),
-          linkLocalNextHop: undefined,
+          nextHop: selfNextHop,
+          linkLocalNextHop: selfLinkLocal,
           localPref: undefined,
           med: src.kind === 'local' ? a.med : undefined,
           originatorId: undefined,
@@ -776,34 +856,20 @@ export class BgpSpeaker extends EventEmitter<Events> {
       if (!src.rrClient && !peer.source.rrClient) return null;
       reflect = true;
     }
-    const nextHop =
-      src.kind === 'local'
-        ? (a.nextHop ?? selfNextHop(n, familyOfAttrs(a)))
-        : peer.options.nextHopSelf && !reflect
-          ? selfNextHop(n, familyOfAttrs(a))
-          : a.nextHop;
+    // A link-local next hop is only meaningful on the link it was learned on: only ours is sent.
+    const useSelf =
+      (src.kind === 'local' && !a.nextHop) || (src.kind !== 'local' && peer.options.nextHopSelf && !reflect);
     return this.interner.intern(
       stripUndefined({
         ...a,
-        nextHop,
+        nextHop: useSelf ? selfNextHop : a.nextHop,
+        linkLocalNextHop: useSelf ? selfLinkLocal : undefined,
         localPref: a.localPref ?? 100,
         originatorId: reflect ? (a.originatorId ?? src.routerId) : a.originatorId,
         clusterList: reflect ? [this.clusterId, ...(a.clusterList ?? [])] : a.clusterList,
       }),
     );
   }
-}
-
-/** Family a locally originated route with no next hop belongs to is decided at export time. */
-function familyOfAttrs(a: PathAttributes): 4 | 6 | undefined {
-  if (!a.nextHop) return undefined;
-  return a.nextHop.includes(':') ? 6 : 4;
-}
-
-function selfNextHop(n: Negotiated, family: 4 | 6 | undefined): string | undefined {
-  const local = n.localAddress;
-  if (family === undefined) return local;
-  return (local.includes(':') ? 6 : 4) === family ? local : undefined;
 }
 
 function stripEmpty(a: PathAttributes): PathAttributes {

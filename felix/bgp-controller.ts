@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BgpSpeaker, type SpeakerOptions } from '../bgp/index.js';
+import { installableNextHop } from '../bgp/next-hop.js';
 import type {
   BestPathChange,
   OriginateAttributes,
@@ -298,6 +299,12 @@ export class BgpController {
       routerId,
       listen: { port: listenPort },
       ...(clusterId ? { clusterId } : {}),
+      // Dual stack on one session: IPv6 blocks over an IPv4 session (and the reverse) carry the
+      // node's own address of that family as next hop.
+      nextHops: {
+        ...(this.o.nodeIPv4 ? { ipv4: this.o.nodeIPv4 } : {}),
+        ...(this.o.nodeIPv6 ? { ipv6: this.o.nodeIPv6 } : {}),
+      },
       // Graceful restart in both roles: peers keep this node's routes (forwarding state: the
       // kernel keeps them, see the reconciler) while the agent restarts, and this node keeps a
       // restarting peer's routes.
@@ -332,8 +339,15 @@ export class BgpController {
       if (this.learned.delete(change.prefix)) this.o.routes.remove('bgp', change.prefix);
       return;
     }
+    // The global next hop when usable; a link-local one (with the session's interface) otherwise.
+    const hop = installableNextHop(best.nextHop, best.linkLocalNextHop, best.nextHopInterface);
+    if (!hop) {
+      if (this.learned.delete(change.prefix)) this.o.routes.remove('bgp', change.prefix);
+      this.o.logger.warn({ prefix: change.prefix, nextHop }, 'BGP route with no installable next hop');
+      return;
+    }
     this.learned.add(change.prefix);
-    this.o.routes.upsert('bgp', { dst: change.prefix, via: best.nextHop! });
+    this.o.routes.upsert('bgp', { dst: change.prefix, ...hop });
   }
 
   /**

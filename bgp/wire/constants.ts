@@ -112,3 +112,6 @@ export const CeaseSubcode = {
 } as const;
 
 export const RouteRefreshSubcode = { INVALID_MESSAGE_LENGTH: 1 } as const;
+
+/** ROUTE-REFRESH message subtypes (RFC 7313 §3): a plain request, Begin- and End-of-Route-Refresh. */
+export const RouteRefreshSubtype = { REQUEST: 0, BORR: 1, EORR: 2 } as const;

@@ -303,6 +303,8 @@ export interface OpenParams {
   readonly routerId: string;
   readonly families: readonly AfiSafi[];
   readonly routeRefresh?: boolean;
+  /** RFC 7313 capability 70 (only with routeRefresh); default true. */
+  readonly enhancedRouteRefresh?: boolean;
   readonly gracefulRestart?: GracefulRestartCapability;
 }
 
@@ -318,7 +320,11 @@ export function encodeOpen(p: OpenParams): Buffer {
     v[3] = f.safi;
     caps.push(capability(CapabilityCode.MULTIPROTOCOL, v));
   }
-  if (p.routeRefresh !== false) caps.push(capability(CapabilityCode.ROUTE_REFRESH, Buffer.alloc(0)));
+  if (p.routeRefresh !== false) {
+    caps.push(capability(CapabilityCode.ROUTE_REFRESH, Buffer.alloc(0)));
+    if (p.enhancedRouteRefresh !== false)
+      caps.push(capability(CapabilityCode.ENHANCED_ROUTE_REFRESH, Buffer.alloc(0)));
+  }
   const as4 = Buffer.alloc(4);
   as4.writeUInt32BE(p.asn);
   caps.push(capability(CapabilityCode.FOUR_OCTET_AS, as4));

@@ -28,6 +28,7 @@ const negotiated: Negotiated = {
     { afi: 2, safi: 1 },
   ],
   routeRefresh: true,
+  enhancedRouteRefresh: true,
   localAddress: '10.0.0.1',
   remoteAddress: '10.0.0.2',
 };

@@ -76,6 +76,7 @@ describe('message fixtures', () => {
       '0206 0104 00010001' + // MP IPv4 unicast
       '0206 0104 00020001' + // MP IPv6 unicast
       '0202 0200' + // route refresh
+      '0202 4600' + // enhanced route refresh (RFC 7313)
       '0206 4104 fa56ea01' + // 4-octet AS 4200000001
       '0208 4006 8078 00010180'; // GR: R bit, 120 s, IPv4 unicast with F bit
     expect(open.toString('hex')).toBe(
@@ -96,6 +97,7 @@ describe('message fixtures', () => {
         { afi: 2, safi: 1 },
       ],
       routeRefresh: true,
+      enhancedRouteRefresh: true,
       fourOctetAs: 4200000001,
       gracefulRestart: {
         restartState: true,

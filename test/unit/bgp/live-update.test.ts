@@ -1,12 +1,11 @@
 // UPDATE handling on a live session (raw TCP peer over loopback): RFC 7606 treat-as-withdraw and
 // attribute-discard keep the session, a session-reset error sends the NOTIFICATION, and a stream of
 // mutated UPDATEs never crashes the speaker.
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BgpSpeaker } from '../../../bgp/speaker.js';
 import { encodePathAttributes } from '../../../bgp/wire/attributes.js';
-import { KEEPALIVE, MessageFramer, encodeOpen, encodeUpdate } from '../../../bgp/wire/messages.js';
+import { encodeUpdate } from '../../../bgp/wire/messages.js';
 import { waitFor } from '../../support/netns.js';
+import { established as establishedRaw } from './raw-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -21,26 +20,7 @@ const GOOD = encodePathAttributes(
 );
 const update = (attrs: Buffer, nlri = '18 0a0100') => encodeUpdate(Buffer.alloc(0), attrs, hex(nlri));
 
-/** A speaker with one passive peer, and a raw peer that has brought the session up. */
-async function established(host: string, peerHost: string) {
-  const s = new BgpSpeaker({ asn: 65001, routerId: '10.0.0.1', listen: { host, port: 0 } });
-  cleanups.push(() => s.stop());
-  await s.start();
-  s.addPeer({ address: peerHost, asn: 65002, passive: true });
-  const socket = net.connect({ host, port: s.listenPort!, localAddress: peerHost });
-  cleanups.push(() => void socket.destroy());
-  const received: Buffer[] = [];
-  const framer = new MessageFramer();
-  socket.on('data', (c: Buffer) => framer.push(c, (m) => received.push(Buffer.from(m))));
-  socket.on('error', () => {});
-  await new Promise((r) => socket.once('connect', r));
-  socket.write(
-    encodeOpen({ asn: 65002, holdTime: 90, routerId: '10.0.0.2', families: [{ afi: 1, safi: 1 }] }),
-  );
-  socket.write(KEEPALIVE);
-  await waitFor('established', () => s.peers()[0]?.state === 'Established', 5000);
-  return { s, socket, received };
-}
+const established = (host: string, peerHost: string) => establishedRaw(host, peerHost, cleanups);
 
 describe('UPDATE handling on a live session', () => {
   it('withdraws the NLRI of an UPDATE with a malformed ORIGIN (treat-as-withdraw) and keeps the session', async () => {
