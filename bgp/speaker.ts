@@ -6,6 +6,9 @@ import { pino, type Logger } from 'pino';
 import { ValidationError } from '../model/errors.js';
 import { parseIp } from '../model/cidr.js';
 import { AdjRibOut } from './adj-rib-out.js';
+import { BFD_DOWN_REASON, CEASE_BFD_DOWN, bgpEffect } from './bfd/bgp-effect.js';
+import { BfdManager, type BfdPeerStateChange, type BfdPeerStatus } from './bfd/manager.js';
+import type { BfdOptions } from './bfd/options.js';
 import { PrefixMap } from './prefix-map.js';
 import {
   acceptAll,
@@ -65,6 +68,8 @@ export interface SpeakerOptions {
    * re-sent are purged when its EoRR never comes. Default 360.
    */
   readonly refreshPurgeTime?: number;
+  /** BFD transport: the UDP port listened on and sent to (default 3784; tests use another). */
+  readonly bfd?: { readonly port?: number };
   readonly logger?: Logger;
 }
 
@@ -87,6 +92,11 @@ export interface PeerOptions {
   readonly exportPolicy?: Policy;
   /** `false`: no graceful restart with this peer even when the speaker has it. */
   readonly gracefulRestart?: boolean;
+  /**
+   * BFD (RFC 5880/5881) to the peer address: its Up → Down takes the BGP session down at once
+   * (Cease/BFD Down) and holds it down until BFD is Up again. Defaults 300 ms / 300 ms / 3.
+   */
+  readonly bfd?: BfdOptions;
   /** `false`: do not advertise enhanced route refresh (RFC 7313) to this peer. */
   readonly enhancedRouteRefresh?: boolean;
 }
@@ -120,6 +130,8 @@ export interface PeerStatus {
   /** Routes kept from this peer's previous session (graceful restart) and not yet refreshed. */
   readonly prefixesStale?: number;
   readonly lastError?: string;
+  /** The BFD session to this peer, when configured. */
+  readonly bfd?: BfdPeerStatus;
 }
 
 export interface BestPathChange {
@@ -214,6 +226,9 @@ export class BgpSpeaker extends EventEmitter<Events> {
   private readonly peersByAddress = new Map<string, Peer>();
   private readonly peersBySession = new Map<Session, Peer>();
   private server: net.Server | undefined;
+  private readonly bfd: BfdManager;
+  /** Peers whose BGP session BFD took down, held down until BFD is Up again. */
+  private readonly heldByBfd = new Set<string>();
   /** Whether anyone listens to bestPathChanged (kept current by the listener hooks below). */
   private notifyBest = false;
   private started = false;
@@ -233,6 +248,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.routerId = options.routerId;
     this.clusterId = options.clusterId ?? options.routerId;
     this.log = options.logger ?? pino({ level: 'silent' });
+    this.bfd = new BfdManager({ logger: this.log, ...(options.bfd?.port ? { port: options.bfd.port } : {}) });
+    this.bfd.on('stateChanged', (c) => this.onBfdChange(c));
     this.gr = resolveGracefulRestart(options.gracefulRestart);
     this.local = new RouteSource('local', '', options.asn);
     // Checked per route on the ingest path, so cache it instead of calling listenerCount().
@@ -290,6 +307,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, 'speaker stopped');
     const server = this.server;
     this.server = undefined;
+    await this.bfd.close();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -337,6 +355,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     );
     const peer = new Peer(opts, session, options.asn === this.asn);
     this.setCapability(peer);
+    if (options.bfd) this.bfd.add(address, bfdPeerOptions(options));
     this.peersByAddress.set(address, peer);
     this.peersBySession.set(session, peer);
     if (this.started) session.start();
@@ -350,6 +369,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.dropPeerRoutes(peer);
     this.peersByAddress.delete(peer.options.address);
     this.peersBySession.delete(peer.session);
+    this.bfd.remove(peer.options.address);
+    this.heldByBfd.delete(peer.options.address);
   }
 
   /**
@@ -371,7 +392,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       o.connectRetryTime !== options.connectRetryTime ||
       o.gracefulRestart !== options.gracefulRestart ||
       o.enhancedRouteRefresh !== options.enhancedRouteRefresh;
-    if (sessionChanged) {
+    if (sessionChanged || !o.bfd !== !options.bfd) {
       this.removePeer(address);
       this.addPeer(options);
       this.maybeEndDeferral();
@@ -383,6 +404,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.importFn = compilePolicy(options.importPolicy, 'importPolicy');
     peer.exportFn = compilePolicy(options.exportPolicy, 'exportPolicy');
     peer.exportCache = exportCaches();
+    if (options.bfd) this.bfd.update(address, bfdPeerOptions(options));
     if (importChanged && peer.session.state === 'Established') {
       // Without stored pre-policy routes, ask the peer to send everything again (RFC 2918).
       if (peer.session.negotiated?.routeRefresh) {
@@ -419,6 +441,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       prefixesAdvertised: p.out?.advertisedCount ?? 0,
       prefixesStale: p.stale?.size,
       lastError: s.lastError,
+      bfd: this.bfd.status(p.options.address),
     } as PeerStatus);
   }
 
@@ -511,13 +534,33 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.endOfRib.clear();
     for (const fam of [...peer.refreshing.keys()]) this.endRefresh(peer, fam, undefined);
     const theirs = peer.negotiated?.gracefulRestart;
-    if (this.started && theirs && keepsRoutes(cause, session.config.gracefulRestart, theirs)) {
+    // BFD saw the path fail: the peer's routes go now, graceful restart or not.
+    if (
+      this.started &&
+      theirs &&
+      reason !== BFD_DOWN_REASON &&
+      keepsRoutes(cause, session.config.gracefulRestart, theirs)
+    ) {
       this.markStale(peer, theirs, reason);
       return;
     }
     this.log.info({ peer: peer.options.address, reason }, 'session down; withdrawing its routes');
     this.clearStale(peer);
     this.dropPeerRoutes(peer);
+  }
+
+  private onBfdChange(c: BfdPeerStateChange): void {
+    const peer = this.peersByAddress.get(c.peer);
+    if (!peer) return;
+    const effect = bgpEffect(c);
+    if (effect === 'down') {
+      this.heldByBfd.add(c.peer);
+      peer.session.stop(CEASE_BFD_DOWN, BFD_DOWN_REASON);
+      peer.session.lastError = `${BFD_DOWN_REASON} (${c.diagnostic})`;
+    } else if (effect === 'release' && this.heldByBfd.delete(c.peer) && this.started) {
+      peer.session.start();
+    }
+    if (this.listenerCount('peerStateChanged')) this.emit('peerStateChanged', this.status(peer));
   }
 
   // ------------------------------------------------------------ graceful restart
@@ -877,6 +920,10 @@ function stripEmpty(a: PathAttributes): PathAttributes {
   for (const k of ['communities', 'largeCommunities'])
     if (Array.isArray(o[k]) && (o[k] as unknown[]).length === 0) delete o[k];
   return o as unknown as PathAttributes;
+}
+
+function bfdPeerOptions(o: PeerOptions) {
+  return { ...o.bfd, ...(o.localAddress ? { localAddress: o.localAddress } : {}) };
 }
 
 function normalize(a: string | undefined): string {
