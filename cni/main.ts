@@ -3,8 +3,12 @@
 // start, so it imports only node built-ins, answers VERSION itself and hands every other request
 // (its CNI_* environment and stdin bytes) to the node agent over a Unix socket, where the work is
 // done warm. It prints the agent's answer verbatim and exits with the agent's exit code.
-import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+//
+// Installed as one CommonJS file (scripts/build-cni-bundle.mjs). On the ADD path it touches
+// neither process.stdout/stdin nor node:net: both would load the stream machinery, which costs more
+// than everything else this process does (docs/cni.md, "Start-up").
+import { readSync, writeSync } from 'node:fs';
+import { AgentUnreachableError, askAgent } from './agent-client.js';
 import {
   CNI_CODE,
   DEFAULT_AGENT_SOCKET,
@@ -22,9 +26,50 @@ const CLIENT_TIMEOUT_MS = Number(process.env.TERN_CNI_TIMEOUT_MS) || 300_000;
 const FORWARDED_COMMANDS = new Set(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS']);
 
 function finish(r: WireResponse): void {
-  if (r.stdout) process.stdout.write(r.stdout);
-  if (r.stderr) process.stderr.write(r.stderr);
+  if (r.stdout) writeAll(1, r.stdout);
+  if (r.stderr) writeAll(2, r.stderr);
   process.exitCode = r.exitCode;
+}
+
+/** Blocks this thread for `ms` (between retries of a non-blocking descriptor). */
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+const isEagain = (e: unknown) => (e as NodeJS.ErrnoException).code === 'EAGAIN';
+
+/** Writes all of `text` to `fd`, also when the runtime handed us a non-blocking pipe. */
+function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text, 'utf8');
+  for (let off = 0; off < bytes.length;) {
+    try {
+      off += writeSync(fd, bytes, off);
+    } catch (e) {
+      if (!isEagain(e)) return; // nobody is listening: nothing better to do
+      pause(1);
+    }
+  }
+}
+
+/** Reads `fd` to its end, also when it is a non-blocking pipe. */
+function readAll(fd: number): string {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const buf = Buffer.allocUnsafe(65536);
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      if (isEagain(e)) {
+        pause(1);
+        continue;
+      }
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(buf.subarray(0, n));
+    size += n;
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }
 
 function fail(cniVersion: string, code: number, msg: string, details?: string): void {
@@ -65,32 +110,16 @@ function readOptionalStdin(timeoutMs: number): Promise<string> {
   });
 }
 
-function ask(socketPath: string, request: WireRequest): Promise<WireResponse> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const sock = connect(socketPath);
-    sock.setTimeout(CLIENT_TIMEOUT_MS, () =>
-      sock.destroy(new Error(`no answer within ${CLIENT_TIMEOUT_MS} ms`)),
-    );
-    sock.on('connect', () => sock.end(JSON.stringify(request)));
-    sock.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size > MAX_RESPONSE_BYTES) sock.destroy(new Error('answer too large'));
-      else chunks.push(d);
-    });
-    sock.on('error', reject);
-    sock.on('close', (hadError) => {
-      if (hadError) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (!text) return reject(new Error('the agent closed the connection without answering'));
-      try {
-        resolve(parseWireResponse(text));
-      } catch (e) {
-        reject(new Error(`unreadable answer from the agent: ${(e as Error).message}`));
-      }
-    });
+async function ask(socketPath: string, request: WireRequest): Promise<WireResponse> {
+  const text = await askAgent(socketPath, JSON.stringify(request), {
+    timeoutMs: CLIENT_TIMEOUT_MS,
+    maxBytes: MAX_RESPONSE_BYTES,
   });
+  try {
+    return parseWireResponse(text);
+  } catch (e) {
+    throw new AgentUnreachableError(`unreadable answer from the agent: ${(e as Error).message}`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -117,7 +146,7 @@ async function main(): Promise<void> {
   }
   let stdin: string;
   try {
-    stdin = readFileSync(0, 'utf8');
+    stdin = readAll(0);
   } catch (e) {
     fail('1.1.0', CNI_CODE.io, 'failed to read the network configuration from stdin', (e as Error).message);
     return;

@@ -1,34 +1,45 @@
-// ADD/DEL latency of `tern` (the real executable + the warm agent) against Debian's reference
+// ADD/DEL latency of `tern` (the installed executable + the warm agent) against Debian's reference
 // `ptp` + `host-local`, and the floor of any Node executable (`node -e 0`), in the same run, on the
-// same node netns. A third variant, `tern-cjs`, is the same executable bundled into one CommonJS
-// file (rolldown, from vite's toolchain): it measures what the ESM loader costs at start-up. Every plugin runs as a runtime would run it (env + stdin), under
-// `nsenter --net=<node>` so all three pay the same exec cost. Then 50 concurrent ADDs and DELs.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { execa } from 'execa';
+// same node netns. `tern` is the plugin as installed: the one-file CommonJS bundle exec'd through
+// its shebang (scripts/build-cni-bundle.mjs). Two more forms of the same code show what the
+// installation form costs: `tern-sh`, the bundle behind a sh wrapper (what install-cni.sh writes
+// today), and `tern-esm`, tsc's output run by node (ESM loader, one file per module). Every plugin
+// runs as a runtime runs it (env + stdin), under `nsenter --net=<node>` so all pay the same exec
+// cost. Then 50 concurrent ADDs and DELs.
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CniLab, TERN_BIN, k8sArgs, runPlugin, type TernOutput } from '../../test/integration/cni/harness.js';
+import {
+  CniLab,
+  TERN_BIN,
+  TERN_ESM,
+  k8sArgs,
+  runPlugin,
+  type TernOutput,
+} from '../../test/integration/cni/harness.js';
 
 const ROUNDS = Number(process.env.TERN_CNI_BENCH_ROUNDS) || 100;
 const CONCURRENT = 50;
 
 const lab = new CniLab({ pools: ['bench=10.70.0.0/16,26'] });
 let dataDir = '';
-let ternCjs = '';
+let ternSh = '';
 
 beforeAll(async () => {
   await lab.start();
   dataDir = await mkdtemp(join(tmpdir(), 'tern-bench-hostlocal-'));
-  ternCjs = join(dataDir, 'tern.cjs');
-  await execa('npx', ['rolldown', TERN_BIN, '--format', 'cjs', '--platform', 'node', '--file', ternCjs]);
+  ternSh = join(dataDir, 'tern-sh');
+  await writeFile(ternSh, `#!/bin/sh\nexec ${process.execPath} ${TERN_BIN} "$@"\n`);
+  await chmod(ternSh, 0o755);
 }, 300_000);
 afterAll(async () => {
   await lab.cleanup();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-type Plugin = 'tern' | 'tern-cjs' | 'ptp';
+const TERNS = ['tern', 'tern-sh', 'tern-esm'] as const;
+type Plugin = (typeof TERNS)[number] | 'ptp';
 
 function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: string): Promise<TernOutput> {
   const env = {
@@ -53,8 +64,12 @@ function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: strin
           ipam: { type: 'host-local', ranges: [[{ subnet: '10.71.0.0/16' }]], dataDir },
         };
   const nsenter = ['nsenter', `--net=/var/run/netns/${lab.node}`];
-  const prefix = plugin === 'ptp' ? nsenter : [...nsenter, process.execPath];
-  const bin = plugin === 'ptp' ? '/usr/lib/cni/ptp' : plugin === 'tern' ? TERN_BIN : ternCjs;
+  const [bin, prefix] = {
+    tern: [TERN_BIN, nsenter],
+    'tern-sh': [ternSh, nsenter],
+    'tern-esm': [TERN_ESM, [...nsenter, process.execPath]],
+    ptp: ['/usr/lib/cni/ptp', nsenter],
+  }[plugin] as [string, string[]];
   return runPlugin(bin, env, JSON.stringify(conf), prefix);
 }
 
@@ -74,7 +89,12 @@ describe('CNI ADD/DEL latency', () => {
   it(`${ROUNDS} sequential ADD+DEL per plugin, the node -e 0 floor, and ${CONCURRENT} concurrent ADDs`, async () => {
     const samples: Record<string, number[]> = {};
     const add = (k: string, ms: number) => (samples[k] ??= []).push(ms);
-    const pods = { tern: await lab.pod('bt'), 'tern-cjs': await lab.pod('bc'), ptp: await lab.pod('bp') };
+    const pods = {
+      tern: await lab.pod('bt'),
+      'tern-sh': await lab.pod('bs'),
+      'tern-esm': await lab.pod('be'),
+      ptp: await lab.pod('bp'),
+    };
     const floorEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
     const logStart = lab.agentLog.length;
     // Interleave the plugins round by round so load changes on the machine hit all of them alike.
@@ -83,7 +103,7 @@ describe('CNI ADD/DEL latency', () => {
         runPlugin('0', floorEnv, '', ['nsenter', `--net=/var/run/netns/${lab.node}`, process.execPath, '-e']),
       );
       add('node -e 0', floor);
-      for (const plugin of ['tern', 'tern-cjs', 'ptp'] as const) {
+      for (const plugin of [...TERNS, 'ptp'] as const) {
         const id = `${plugin}${i}`;
         const [a, ra] = await timed(() => invoke(plugin, 'ADD', id, pods[plugin].path));
         expect(ra.code, `${plugin} ADD: ${ra.stdout}${ra.stderr}`).toBe(0);
@@ -130,18 +150,13 @@ describe('CNI ADD/DEL latency', () => {
     const floor = pct(samples['node -e 0']!, 50);
     const rows = [
       'node -e 0',
-      'tern ADD',
-      'tern-cjs ADD',
-      'agent ADD',
-      'ptp ADD',
-      'tern DEL',
-      'tern-cjs DEL',
-      'agent DEL',
-      'ptp DEL',
+      ...['ADD', 'DEL'].flatMap((c) => [...TERNS.map((t) => `${t} ${c}`), `agent ${c}`, `ptp ${c}`]),
     ].map(
       (k) =>
         `${k.padEnd(14)}${fmt(pct(samples[k]!, 50))}${fmt(pct(samples[k]!, 99))}${fmt(pct(samples[k]!, 50) - floor)}`,
     );
+    const p50 = (k: string) => pct(samples[k]!, 50).toFixed(1);
+    const gap = (k: string) => (pct(samples[`tern ${k}`]!, 50) - floor).toFixed(1);
     const ratio = (k: string) => (pct(samples[`tern ${k}`]!, 50) / pct(samples[`ptp ${k}`]!, 50)).toFixed(2);
     const conc = (['tern', 'ptp'] as const).map(
       (p) =>
@@ -155,6 +170,7 @@ describe('CNI ADD/DEL latency', () => {
         `${'what'.padEnd(14)}${'p50'.padStart(8)}${'p99'.padStart(8)}${'p50-floor'.padStart(10)}`,
         ...rows,
         `ratio tern/ptp p50: ADD ${ratio('ADD')}, DEL ${ratio('DEL')}`,
+        `tern ADD p50 − floor: ${gap('ADD')} ms, of which the agent's own work (p50) ${p50('agent ADD')} ms`,
         '',
         `${CONCURRENT} concurrent ADDs then ${CONCURRENT} concurrent DELs, ms`,
         `${'plugin'.padEnd(14)}${'ADD wall'.padStart(8)}${'ADD p50'.padStart(8)}${'ADD p99'.padStart(8)}${'DEL wall'.padStart(8)}`,

@@ -66,15 +66,9 @@ async function runChain(
   for (const i of order) {
     const type = conflist.plugins[i]!.type;
     if (skip.includes(type)) continue;
-    const bin = type === 'tern' ? [process.execPath, TERN_BIN] : [`/usr/lib/cni/${type}`];
+    const bin = type === 'tern' ? TERN_BIN : `/usr/lib/cni/${type}`;
     // Plugins run in the runtime's (the node's) netns.
-    const out = await runPlugin(bin.at(-1)!, env, pluginConf(i, prev), [
-      'ip',
-      'netns',
-      'exec',
-      lab.node,
-      ...bin.slice(0, -1),
-    ]);
+    const out = await runPlugin(bin, env, pluginConf(i, prev), ['ip', 'netns', 'exec', lab.node]);
     if (out.code !== 0) throw new Error(`${type} ${command} failed: ${out.stdout} ${out.stderr}`);
     outputs.push(out);
     if (command === 'ADD') prev = out.json;

@@ -4,7 +4,7 @@
 // overlay holding only our conflist and our `tern`. containerd and ctr run in the node netns
 // (nsenter, which keeps the host's cgroup mounts that runc needs).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -57,7 +57,8 @@ beforeAll(async () => {
       `  address = "${dir}/containerd.sock.ttrpc"`,
     ].join('\n'),
   );
-  await writeFile(join(dir, 'tern'), `#!/bin/sh\nexec ${process.execPath} ${TERN_BIN}\n`);
+  // Installed as on a node: the bundle itself is the plugin binary.
+  await copyFile(TERN_BIN, join(dir, 'tern'));
   await chmod(join(dir, 'tern'), 0o755);
   await writeFile(
     join(dir, '10-tern.conflist'),

@@ -1,11 +1,12 @@
 // The `tern` executable on its own: VERSION answered locally, every other command forwarded, and
 // the agent's absence reported as CNI wants it (code 11 "try again later", STATUS code 50).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CniServer } from '../../../cni/server.js';
-import { TERN_BIN, buildCni, runPlugin } from './harness.js';
+import { TERN_BIN, TERN_ESM, buildCni, runPlugin } from './harness.js';
 
 let dir = '';
 let missing = '';
@@ -17,12 +18,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const run = (env: Record<string, string>, stdin: string) =>
-  runPlugin(
-    TERN_BIN,
-    { PATH: process.env.PATH ?? '/usr/bin:/bin', TERN_CNI_SOCKET: missing, ...env },
-    stdin,
-    [process.execPath],
-  );
+  runPlugin(TERN_BIN, { PATH: process.env.PATH ?? '/usr/bin:/bin', TERN_CNI_SOCKET: missing, ...env }, stdin);
 
 const fullEnv = (command: string) => ({
   CNI_COMMAND: command,
@@ -80,28 +76,149 @@ describe('tern executable', () => {
     expect((await run({ CNI_COMMAND: 'FROB' }, '{}')).json).toMatchObject({ code: 4 });
   });
 
-  it('forwards env and stdin byte for byte, prints the answer verbatim and exits with its code', async () => {
-    const sock = join(dir, 'echo.sock');
-    const seen: { env: Record<string, string>; stdin: string }[] = [];
-    const server = new CniServer({
-      socketPath: sock,
-      handle: async (r) => {
-        seen.push(r);
-        return { exitCode: 3, stdout: '{"answer":1}\n', stderr: 'log line\n' };
-      },
-    });
+  // The installed form (the bundle, over node's pipe handle), its node:net fallback, and the
+  // unbundled tsc output must be indistinguishable to the agent and to the runtime.
+  const variants: [string, string, string[], Record<string, string>][] = [
+    ['the installed bundle', TERN_BIN, [], {}],
+    ['the bundle on its node:net fallback', TERN_BIN, [], { TERN_CNI_NODE_NET: '1' }],
+    ['the unbundled ESM build', TERN_ESM, [process.execPath], {}],
+  ];
+
+  it.each(variants)(
+    '%s forwards env and stdin byte for byte, prints the answer verbatim and exits with its code',
+    async (_name, bin, prefix, extraEnv) => {
+      const sock = join(dir, 'echo.sock');
+      const seen: { env: Record<string, string>; stdin: string }[] = [];
+      const server = new CniServer({
+        socketPath: sock,
+        handle: async (r) => {
+          seen.push(r);
+          return { exitCode: 3, stdout: '{"answer":1}\n', stderr: 'log line\n' };
+        },
+      });
+      await server.start();
+      try {
+        const stdin = '{"cniVersion":"1.0.0","name":"n","type":"tern","x":"é ✓"}';
+        const r = await runPlugin(
+          bin,
+          { ...fullEnv('ADD'), CNI_ARGS: 'A=1', NOT_CNI: 'secret', TERN_CNI_SOCKET: sock, ...extraEnv },
+          stdin,
+          prefix,
+        );
+        expect([r.code, r.stdout, r.stderr]).toEqual([3, '{"answer":1}', 'log line']);
+        expect(seen[0]?.stdin).toBe(stdin);
+        expect(seen[0]?.env).toEqual({ ...fullEnv('ADD'), CNI_ARGS: 'A=1' });
+      } finally {
+        await server.close();
+      }
+    },
+  );
+
+  it.each(variants)(
+    '%s reads a large request and a large answer whole (many socket reads)',
+    async (_name, bin, prefix, extraEnv) => {
+      const sock = join(dir, 'big.sock');
+      const big = 'x'.repeat(300_000);
+      const server = new CniServer({
+        socketPath: sock,
+        handle: async (r) => ({ exitCode: 0, stdout: JSON.stringify({ echoed: r.stdin.length, big }) }),
+      });
+      await server.start();
+      try {
+        const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'tern', prevResult: { big } });
+        const r = await runPlugin(
+          bin,
+          { ...fullEnv('DEL'), TERN_CNI_SOCKET: sock, ...extraEnv },
+          stdin,
+          prefix,
+        );
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.json).toEqual({ echoed: stdin.length, big });
+      } finally {
+        await server.close();
+      }
+    },
+  );
+
+  it.each(variants)(
+    '%s: an agent that hangs up without answering, or never answers, is code 11',
+    async (_name, bin, prefix, extraEnv) => {
+      const sock = join(dir, 'rude.sock');
+      let hangUp = true;
+      const open = new Set<Socket>();
+      const server = createServer({ allowHalfOpen: true }, (s) => {
+        open.add(s);
+        s.on('close', () => open.delete(s));
+        s.on('error', () => undefined);
+        s.on('data', () => undefined);
+        s.on('end', () => {
+          if (hangUp) s.destroy();
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(sock, resolve));
+      try {
+        const conf = '{"cniVersion":"1.0.0","name":"n","type":"tern"}';
+        const env = { ...fullEnv('ADD'), TERN_CNI_SOCKET: sock, TERN_CNI_TIMEOUT_MS: '300', ...extraEnv };
+        const closed = await runPlugin(bin, env, conf, prefix);
+        expect(closed.json).toMatchObject({ cniVersion: '1.0.0', code: 11 });
+        expect(String(closed.json?.details)).toContain('without answering');
+        hangUp = false;
+        const silent = await runPlugin(bin, env, conf, prefix);
+        expect(silent.json).toMatchObject({ cniVersion: '1.0.0', code: 11 });
+        expect(String(silent.json?.details)).toContain('no answer within 300 ms');
+      } finally {
+        for (const s of open) s.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
+
+  it('the installed bundle, on the ADD path, loads no node module that an empty script does not', async () => {
+    const sock = join(dir, 'mods.sock');
+    const server = new CniServer({ socketPath: sock, handle: async () => ({ exitCode: 0, stdout: '{}' }) });
     await server.start();
-    try {
-      const stdin = '{"cniVersion":"1.0.0","name":"n","type":"tern","x":"é ✓"}';
+    // A preload that records, at exit, every internal module and binding node loaded.
+    const preload = join(dir, 'record-modules.cjs');
+    writeFileSync(
+      preload,
+      `process.on('exit', () => require('node:fs').writeFileSync(process.env.RECORD, JSON.stringify(process.moduleLoadList)));\n`,
+    );
+    const empty = join(dir, 'empty.cjs');
+    writeFileSync(empty, '');
+    const loaded = async (
+      name: string,
+      bin: string,
+      prefix: string[],
+      extra: Record<string, string> = {},
+    ) => {
+      const record = join(dir, `modules-${name}.json`);
+      const env = {
+        ...fullEnv('ADD'),
+        TERN_CNI_SOCKET: sock,
+        NODE_OPTIONS: `--require ${preload}`,
+        RECORD: record,
+      };
       const r = await runPlugin(
-        TERN_BIN,
-        { ...fullEnv('ADD'), CNI_ARGS: 'A=1', NOT_CNI: 'secret', TERN_CNI_SOCKET: sock },
-        stdin,
-        [process.execPath],
+        bin,
+        { ...env, ...extra },
+        '{"cniVersion":"1.0.0","name":"n","type":"tern"}',
+        prefix,
       );
-      expect([r.code, r.stdout, r.stderr]).toEqual([3, '{"answer":1}', 'log line']);
-      expect(seen[0]?.stdin).toBe(stdin);
-      expect(seen[0]?.env).toEqual({ ...fullEnv('ADD'), CNI_ARGS: 'A=1' });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      return JSON.parse(readFileSync(record, 'utf8')) as string[];
+    };
+    try {
+      const floor = new Set(await loaded('empty', empty, [process.execPath]));
+      const beyond = (mods: string[]) => mods.filter((m) => !floor.has(m));
+      // Only the two C++ bindings of the pipe handle: no JavaScript module (node:net, streams, ESM loader).
+      expect(beyond(await loaded('bundle', TERN_BIN, []))).toEqual([
+        'Internal Binding pipe_wrap',
+        'Internal Binding stream_wrap',
+      ]);
+      // The check can see what it guards against: the node:net fallback loads net and streams.
+      expect(beyond(await loaded('net', TERN_BIN, [], { TERN_CNI_NODE_NET: '1' }))).toContain(
+        'NativeModule net',
+      );
     } finally {
       await server.close();
     }
@@ -116,7 +233,6 @@ describe('tern executable', () => {
         TERN_BIN,
         { ...fullEnv('DEL') },
         JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'tern', agentSocket: sock }),
-        [process.execPath],
       );
       expect(r.code).toBe(0);
     } finally {

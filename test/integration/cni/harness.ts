@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { NetnsSet, stopProcess, waitFor } from '../../support/netns.js';
 
@@ -14,8 +14,32 @@ export const ROOT = new URL('../../../', import.meta.url).pathname;
  * rewrite at any time): a private outDir with a package.json (ESM) and a node_modules link.
  */
 export const BUILD_DIR = join(tmpdir(), 'tern-cni-build');
-export const TERN_BIN = join(BUILD_DIR, 'cni/main.js');
+/**
+ * The plugin as it is installed: the one-file CommonJS bundle of cni/main.ts
+ * (scripts/build-cni-bundle.mjs), named `tern`, exec'd directly through its shebang.
+ */
+export const TERN_BIN = join(BUILD_DIR, 'plugin/tern');
+/** The same executable as tsc emits it (ESM, one file per module): what the bundle replaces. */
+export const TERN_ESM = join(BUILD_DIR, 'cni/main.js');
 export const AGENT_BIN = join(BUILD_DIR, 'cni/agent-standalone.js');
+const BUILT = [TERN_BIN, TERN_ESM, AGENT_BIN];
+
+/**
+ * Bundles the plugin into `file` with `node` (default: this node) in its shebang. An extensionless
+ * file is CommonJS only outside a `"type": "module"` package scope, so the directory gets a
+ * package.json saying so (BUILD_DIR and the repository are ESM).
+ */
+export async function bundlePlugin(file: string, node = process.execPath): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(join(dirname(file), 'package.json'), '{"type":"commonjs"}\n');
+  await execa(
+    process.execPath,
+    [join(ROOT, 'scripts/build-cni-bundle.mjs'), '--file', file, '--node', node],
+    {
+      cwd: ROOT,
+    },
+  );
+}
 export const UPLINK_MTU = 1400;
 
 /** Compiles the executable and the standalone agent into dist/ (once, under a lock, when stale). */
@@ -47,7 +71,8 @@ export async function buildCni(): Promise<void> {
       ['tsc', '-p', join(ROOT, 'test/integration/cni/tsconfig.cni-build.json'), '--outDir', BUILD_DIR],
       { cwd: ROOT, reject: false },
     );
-    for (const f of [TERN_BIN, AGENT_BIN]) await stat(f);
+    await bundlePlugin(TERN_BIN);
+    for (const f of BUILT) await stat(f);
   } finally {
     await rmdir(lock).catch(() => undefined);
   }
@@ -64,7 +89,7 @@ async function newestSource(dir: string): Promise<number> {
 
 async function isStale(): Promise<boolean> {
   const built = await Promise.all(
-    [TERN_BIN, AGENT_BIN].map((f) =>
+    BUILT.map((f) =>
       stat(f)
         .then((s) => s.mtimeMs)
         .catch(() => 0),
@@ -213,7 +238,7 @@ export class CniLab {
     }
     const stdin =
       inv.stdin ?? JSON.stringify({ cniVersion: '1.0.0', name: 'tern', type: 'tern', ...inv.conf });
-    return runPlugin(TERN_BIN, env, stdin, [process.execPath]);
+    return runPlugin(TERN_BIN, env, stdin);
   }
 
   /** Host veths and pod routes (proto 90) left in the node netns. */
