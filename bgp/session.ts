@@ -1,7 +1,7 @@
 // One BGP session: the RFC 4271 finite-state machine over node:net, with ConnectRetry, Hold and
 // Keepalive timers, active and passive opening, collision detection and reconnect backoff.
 // It knows nothing of routes: decoded UPDATEs go to the handler.
-import net from 'node:net';
+import type net from 'node:net';
 import type { Logger } from 'pino';
 import { Afi, CeaseSubcode, ErrorCode, MessageType, OpenSubcode, Safi } from './wire/constants.js';
 import { BgpError } from './wire/errors.js';
@@ -19,6 +19,8 @@ import {
   encodeOpen,
 } from './wire/messages.js';
 import { parseIpv4 } from './wire/prefix.js';
+import { dial, type TransportSecurity } from './tcp-security.js';
+import type { PendingConnection } from './native/index.js';
 
 export type SessionState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
 
@@ -38,6 +40,8 @@ export interface SessionConfig {
   readonly connectRetryTime: number;
   readonly families: readonly AfiSafi[];
   readonly gracefulRestart?: GracefulRestartCapability;
+  /** TCP MD5 / GTSM for this peer's connections (the native addon; plain node:net without). */
+  readonly security?: TransportSecurity;
   /** Advertise enhanced route refresh (RFC 7313); default true. */
   readonly enhancedRouteRefresh?: boolean;
 }
@@ -125,7 +129,7 @@ const normalizeAddress = (a: string | undefined) => (a?.startsWith('::ffff:') ? 
 
 export class Session {
   private conns: Connection[] = [];
-  private connecting: net.Socket | undefined;
+  private connecting: PendingConnection | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private running = false;
   private failures = 0;
@@ -175,7 +179,7 @@ export class Session {
   stop(subcode: number = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, reason = 'stopped'): void {
     this.running = false;
     clearTimeout(this.retryTimer);
-    this.connecting?.destroy();
+    this.connecting?.cancel();
     this.connecting = undefined;
     for (const c of [...this.conns])
       this.closeConnection(c, reason, new BgpError(ErrorCode.CEASE, subcode, reason));
@@ -214,30 +218,35 @@ export class Session {
   private connect(): void {
     if (!this.running || this.established || this.conns.some((c) => c.outbound)) return;
     this.setState('Connect');
-    const socket = net.connect({
-      host: this.config.peerAddress,
-      port: this.config.port,
-      ...(this.config.localAddress ? { localAddress: this.config.localAddress } : {}),
-    });
-    this.connecting = socket;
+    let attempt: PendingConnection;
     const fail = (err: Error) => {
-      if (this.connecting !== socket) return;
+      if (this.connecting !== attempt) return;
       this.connecting = undefined;
-      socket.destroy();
-      this.lastError = `connect: ${err.message}`;
+      this.lastError = `connect: ${err.message.replace(/^connect: /, '')}`;
       this.log.debug({ peer: this.config.peerAddress, err: err.message }, 'connect failed');
       if (this.conns.length === 0) this.setState('Active');
       this.scheduleRetry(this.config.connectRetryTime * 1000);
     };
-    socket.once('error', fail);
-    socket.setTimeout(this.config.connectRetryTime * 1000, () => fail(new Error('timed out')));
-    socket.once('connect', () => {
-      if (this.connecting !== socket) return;
+    try {
+      attempt = dial(
+        {
+          host: this.config.peerAddress,
+          port: this.config.port,
+          ...(this.config.localAddress ? { localAddress: this.config.localAddress } : {}),
+        },
+        this.config.security,
+        this.config.connectRetryTime * 1000,
+      );
+    } catch (err) {
+      // A socket option the kernel refused before the SYN: reported like a failed connect.
+      attempt = { socket: Promise.reject(err as Error), cancel: () => {} };
+    }
+    this.connecting = attempt;
+    attempt.socket.then((socket) => {
+      if (this.connecting !== attempt) return void socket.destroy();
       this.connecting = undefined;
-      socket.setTimeout(0);
-      socket.removeListener('error', fail);
       this.attach(socket, true);
-    });
+    }, fail);
   }
 
   private scheduleRetry(ms: number): void {
@@ -393,7 +402,7 @@ export class Session {
     this.failures = 0;
     this.lastError = undefined;
     clearTimeout(this.retryTimer);
-    this.connecting?.destroy();
+    this.connecting?.cancel();
     this.connecting = undefined;
     for (const other of this.conns) {
       if (other !== c) {

@@ -6,9 +6,6 @@ import { pino, type Logger } from 'pino';
 import { ValidationError } from '../model/errors.js';
 import { parseIp } from '../model/cidr.js';
 import { AdjRibOut } from './adj-rib-out.js';
-import { BFD_DOWN_REASON, CEASE_BFD_DOWN, bgpEffect } from './bfd/bgp-effect.js';
-import { BfdManager, type BfdPeerStateChange, type BfdPeerStatus } from './bfd/manager.js';
-import type { BfdOptions } from './bfd/options.js';
 import { PrefixMap } from './prefix-map.js';
 import {
   acceptAll,
@@ -28,6 +25,7 @@ import {
 } from './graceful-restart.js';
 import { type ConfiguredNextHops, type LocalNextHops, localNextHops } from './next-hop.js';
 import { AttributeInterner, LocRib, type Path, RouteSource } from './rib.js';
+import { ListenerSecurity, checkSecurity, securityOf } from './tcp-security.js';
 import {
   Session,
   type DownCause,
@@ -68,8 +66,6 @@ export interface SpeakerOptions {
    * re-sent are purged when its EoRR never comes. Default 360.
    */
   readonly refreshPurgeTime?: number;
-  /** BFD transport: the UDP port listened on and sent to (default 3784; tests use another). */
-  readonly bfd?: { readonly port?: number };
   readonly logger?: Logger;
 }
 
@@ -88,15 +84,14 @@ export interface PeerOptions {
   readonly connectRetryTime?: number;
   /** Set our address as next hop on routes sent to this (iBGP) peer; always done for eBGP. */
   readonly nextHopSelf?: boolean;
+  /** TCP MD5 key (RFC 2385), 1..80 bytes; needs the native addon (bgp/native). */
+  readonly password?: string;
+  /** GTSM (RFC 5082): the peer is at most this many hops away (1..254); we send TTL 255. */
+  readonly ttlSecurity?: number;
   readonly importPolicy?: Policy;
   readonly exportPolicy?: Policy;
   /** `false`: no graceful restart with this peer even when the speaker has it. */
   readonly gracefulRestart?: boolean;
-  /**
-   * BFD (RFC 5880/5881) to the peer address: its Up → Down takes the BGP session down at once
-   * (Cease/BFD Down) and holds it down until BFD is Up again. Defaults 300 ms / 300 ms / 3.
-   */
-  readonly bfd?: BfdOptions;
   /** `false`: do not advertise enhanced route refresh (RFC 7313) to this peer. */
   readonly enhancedRouteRefresh?: boolean;
 }
@@ -130,8 +125,6 @@ export interface PeerStatus {
   /** Routes kept from this peer's previous session (graceful restart) and not yet refreshed. */
   readonly prefixesStale?: number;
   readonly lastError?: string;
-  /** The BFD session to this peer, when configured. */
-  readonly bfd?: BfdPeerStatus;
 }
 
 export interface BestPathChange {
@@ -226,9 +219,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
   private readonly peersByAddress = new Map<string, Peer>();
   private readonly peersBySession = new Map<Session, Peer>();
   private server: net.Server | undefined;
-  private readonly bfd: BfdManager;
-  /** Peers whose BGP session BFD took down, held down until BFD is Up again. */
-  private readonly heldByBfd = new Set<string>();
+  private readonly tcpSecurity: ListenerSecurity;
   /** Whether anyone listens to bestPathChanged (kept current by the listener hooks below). */
   private notifyBest = false;
   private started = false;
@@ -248,8 +239,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.routerId = options.routerId;
     this.clusterId = options.clusterId ?? options.routerId;
     this.log = options.logger ?? pino({ level: 'silent' });
-    this.bfd = new BfdManager({ logger: this.log, ...(options.bfd?.port ? { port: options.bfd.port } : {}) });
-    this.bfd.on('stateChanged', (c) => this.onBfdChange(c));
+    this.tcpSecurity = new ListenerSecurity(this.log);
     this.gr = resolveGracefulRestart(options.gracefulRestart);
     this.local = new RouteSource('local', '', options.asn);
     // Checked per route on the ingest path, so cache it instead of calling listenerCount().
@@ -284,6 +274,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       });
       server.on('error', (err) => this.log.error({ err }, 'listener error'));
       this.server = server;
+      this.tcpSecurity.attach(server);
     }
     for (const p of this.peersByAddress.values()) p.session.start();
   }
@@ -307,7 +298,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, 'speaker stopped');
     const server = this.server;
     this.server = undefined;
-    await this.bfd.close();
+    this.tcpSecurity.detach();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -319,6 +310,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       socket.destroy();
       return;
     }
+    if (!this.tcpSecurity.secureAccepted(socket, securityOf(peer.options))) return void socket.destroy();
     peer.session.accept(socket);
   }
 
@@ -335,6 +327,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
     if (holdTime !== 0 && (holdTime < 3 || holdTime > 65535))
       throw new ValidationError('holdTime', 'must be 0 or 3..65535');
     const opts = { ...options, address };
+    const security = securityOf(options);
+    if (security) checkSecurity(security);
     const session = new Session(
       {
         localAsn: this.asn,
@@ -348,6 +342,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
         ...(options.keepaliveTime !== undefined ? { keepaliveTime: options.keepaliveTime } : {}),
         connectRetryTime: options.connectRetryTime ?? 30,
         families: FAMILIES,
+        ...(security ? { security } : {}),
         ...(options.enhancedRouteRefresh === false ? { enhancedRouteRefresh: false } : {}),
       },
       this.sessionHandler,
@@ -355,7 +350,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     );
     const peer = new Peer(opts, session, options.asn === this.asn);
     this.setCapability(peer);
-    if (options.bfd) this.bfd.add(address, bfdPeerOptions(options));
+    this.tcpSecurity.setPeer(address, security);
     this.peersByAddress.set(address, peer);
     this.peersBySession.set(session, peer);
     if (this.started) session.start();
@@ -369,8 +364,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.dropPeerRoutes(peer);
     this.peersByAddress.delete(peer.options.address);
     this.peersBySession.delete(peer.session);
-    this.bfd.remove(peer.options.address);
-    this.heldByBfd.delete(peer.options.address);
+    this.tcpSecurity.setPeer(peer.options.address, undefined);
   }
 
   /**
@@ -391,8 +385,10 @@ export class BgpSpeaker extends EventEmitter<Events> {
       o.keepaliveTime !== options.keepaliveTime ||
       o.connectRetryTime !== options.connectRetryTime ||
       o.gracefulRestart !== options.gracefulRestart ||
+      o.password !== options.password ||
+      o.ttlSecurity !== options.ttlSecurity ||
       o.enhancedRouteRefresh !== options.enhancedRouteRefresh;
-    if (sessionChanged || !o.bfd !== !options.bfd) {
+    if (sessionChanged) {
       this.removePeer(address);
       this.addPeer(options);
       this.maybeEndDeferral();
@@ -404,7 +400,6 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.importFn = compilePolicy(options.importPolicy, 'importPolicy');
     peer.exportFn = compilePolicy(options.exportPolicy, 'exportPolicy');
     peer.exportCache = exportCaches();
-    if (options.bfd) this.bfd.update(address, bfdPeerOptions(options));
     if (importChanged && peer.session.state === 'Established') {
       // Without stored pre-policy routes, ask the peer to send everything again (RFC 2918).
       if (peer.session.negotiated?.routeRefresh) {
@@ -441,7 +436,6 @@ export class BgpSpeaker extends EventEmitter<Events> {
       prefixesAdvertised: p.out?.advertisedCount ?? 0,
       prefixesStale: p.stale?.size,
       lastError: s.lastError,
-      bfd: this.bfd.status(p.options.address),
     } as PeerStatus);
   }
 
@@ -534,33 +528,13 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.endOfRib.clear();
     for (const fam of [...peer.refreshing.keys()]) this.endRefresh(peer, fam, undefined);
     const theirs = peer.negotiated?.gracefulRestart;
-    // BFD saw the path fail: the peer's routes go now, graceful restart or not.
-    if (
-      this.started &&
-      theirs &&
-      reason !== BFD_DOWN_REASON &&
-      keepsRoutes(cause, session.config.gracefulRestart, theirs)
-    ) {
+    if (this.started && theirs && keepsRoutes(cause, session.config.gracefulRestart, theirs)) {
       this.markStale(peer, theirs, reason);
       return;
     }
     this.log.info({ peer: peer.options.address, reason }, 'session down; withdrawing its routes');
     this.clearStale(peer);
     this.dropPeerRoutes(peer);
-  }
-
-  private onBfdChange(c: BfdPeerStateChange): void {
-    const peer = this.peersByAddress.get(c.peer);
-    if (!peer) return;
-    const effect = bgpEffect(c);
-    if (effect === 'down') {
-      this.heldByBfd.add(c.peer);
-      peer.session.stop(CEASE_BFD_DOWN, BFD_DOWN_REASON);
-      peer.session.lastError = `${BFD_DOWN_REASON} (${c.diagnostic})`;
-    } else if (effect === 'release' && this.heldByBfd.delete(c.peer) && this.started) {
-      peer.session.start();
-    }
-    if (this.listenerCount('peerStateChanged')) this.emit('peerStateChanged', this.status(peer));
   }
 
   // ------------------------------------------------------------ graceful restart
@@ -920,10 +894,6 @@ function stripEmpty(a: PathAttributes): PathAttributes {
   for (const k of ['communities', 'largeCommunities'])
     if (Array.isArray(o[k]) && (o[k] as unknown[]).length === 0) delete o[k];
   return o as unknown as PathAttributes;
-}
-
-function bfdPeerOptions(o: PeerOptions) {
-  return { ...o.bfd, ...(o.localAddress ? { localAddress: o.localAddress } : {}) };
 }
 
 function normalize(a: string | undefined): string {

@@ -189,18 +189,17 @@ export class BgpController {
       speaker.removePeer(address);
       this.peers.delete(address);
     }
+    // A peer the speaker refuses (say, a password without the TCP MD5 addon built) is logged and
+    // left out; the others go on, and the next reconcile tries it again.
     for (const p of diff.change) {
-      speaker.updatePeer(this.peerOptions(p));
-      this.peers.set(p.address, p);
+      if (this.tryPeer(p, () => speaker.updatePeer(this.peerOptions(p)))) this.peers.set(p.address, p);
+      else {
+        speaker.removePeer(p.address);
+        this.peers.delete(p.address);
+      }
     }
     for (const p of diff.add) {
-      if (p.password)
-        this.o.logger.warn(
-          { peer: p.address, source: p.source },
-          'BGP password not applied: TCP MD5 comes with issue 4',
-        );
-      speaker.addPeer(this.peerOptions(p));
-      this.peers.set(p.address, p);
+      if (this.tryPeer(p, () => speaker.addPeer(this.peerOptions(p)))) this.peers.set(p.address, p);
     }
     if (diff.add.length + diff.remove.length + diff.change.length > 0) {
       this.o.logger.info(
@@ -392,6 +391,19 @@ export class BgpController {
     await this.speaker?.stop();
   }
 
+  private tryPeer(p: DesiredPeer, apply: () => void): boolean {
+    try {
+      apply();
+      return true;
+    } catch (err) {
+      this.o.logger.error(
+        { peer: p.address, source: p.source, err: (err as Error).message },
+        'BGP peer not configured',
+      );
+      return false;
+    }
+  }
+
   private peerOptions(p: DesiredPeer) {
     return {
       ...peerOptions(p),
@@ -428,6 +440,8 @@ function peerOptions(p: DesiredPeer) {
     ...(p.keepaliveTime !== undefined ? { keepaliveTime: p.keepaliveTime } : {}),
     ...(p.passive !== undefined ? { passive: p.passive } : {}),
     ...(p.port !== undefined ? { port: p.port } : {}),
+    ...(p.password !== undefined ? { password: p.password } : {}),
+    ...(p.ttlSecurity !== undefined ? { ttlSecurity: p.ttlSecurity } : {}),
     connectRetryTime: 5,
   };
 }

@@ -30,12 +30,13 @@ export interface DesiredPeer {
   routeReflectorClient?: boolean;
   /** The peer's TCP port: nodes listen on the cluster's BGP port; external peers on 179. */
   port?: number;
+  /** TCP MD5 key (RFC 2385). */
   password?: string;
+  /** GTSM (RFC 5082): maximum hops to the peer. */
+  ttlSecurity?: number;
   holdTime?: number;
   keepaliveTime?: number;
   passive?: boolean;
-  /** BFD to the peer (BGPPeer.spec.bfd), passed to the speaker as PeerOptions.bfd. */
-  bfd?: { desiredMinTxMs?: number; requiredMinRxMs?: number; multiplier?: number };
 }
 
 export interface ClusterBgpSettings {
@@ -149,10 +150,10 @@ export function desiredPeers(
       asn: s.asNumber,
       source: `bgppeer:${peer.metadata.name}`,
       ...(s.password !== undefined ? { password: s.password } : {}),
+      ...(s.ttlSecurity !== undefined ? { ttlSecurity: s.ttlSecurity } : {}),
       ...(s.holdTime !== undefined ? { holdTime: s.holdTime } : {}),
       ...(s.keepaliveTime !== undefined ? { keepaliveTime: s.keepaliveTime } : {}),
       ...(s.passive !== undefined ? { passive: s.passive } : {}),
-      ...(s.bfd !== undefined ? { bfd: s.bfd } : {}),
     });
   }
   return [...byAddress.values()].sort((a, b) => a.address.localeCompare(b.address));
