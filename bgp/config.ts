@@ -2,12 +2,22 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ValidationError } from '../model/errors.js';
+import { BFD_INTERVAL_MS, BFD_MULTIPLIER } from './bfd/options.js';
 import type { Policy } from './policy.js';
 import type { OriginateAttributes, PeerOptions, SpeakerOptions } from './speaker.js';
 
 const asn = z.number().int().min(1).max(0xffffffff);
 const ipv4 = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'must be an IPv4 address');
 const seconds = z.number().int().min(0).max(65535);
+
+const bfdInterval = z.number().int().min(BFD_INTERVAL_MS.min).max(BFD_INTERVAL_MS.max);
+const bfd = z
+  .object({
+    desiredMinTxMs: bfdInterval.optional(),
+    requiredMinRxMs: bfdInterval.optional(),
+    multiplier: z.number().int().min(BFD_MULTIPLIER.min).max(BFD_MULTIPLIER.max).optional(),
+  })
+  .strict();
 
 const prefixMatch = z
   .object({ prefix: z.string(), ge: z.number().int().optional(), le: z.number().int().optional() })
@@ -58,6 +68,8 @@ const peer = z
     connectRetryTime: z.number().int().min(1).max(65535).optional(),
     nextHopSelf: z.boolean().optional(),
     gracefulRestart: z.boolean().optional(),
+    /** BFD to the peer address (`{}`: defaults 300 ms / 300 ms / 3). */
+    bfd: bfd.optional(),
     /** TCP MD5 key (RFC 2385): at most 80 bytes. */
     password: z
       .string()
@@ -113,6 +125,8 @@ const configSchema = z
           .strict(),
       ])
       .optional(),
+    /** UDP port of BFD (default 3784). */
+    bfdPort: z.number().int().min(1).max(65535).optional(),
     controlSocket: z.string().optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
     peers: z.array(peer).default([]),
@@ -149,6 +163,7 @@ export function parseDaemonConfig(text: string, source = 'config'): DaemonConfig
       ...(c.clusterId ? { clusterId: c.clusterId } : {}),
       ...(c.listen !== undefined ? { listen: c.listen } : {}),
       ...(c.gracefulRestart !== undefined ? { gracefulRestart: c.gracefulRestart } : {}),
+      ...(c.bfdPort !== undefined ? { bfd: { port: c.bfdPort } } : {}),
     },
     ...(c.controlSocket ? { controlSocket: c.controlSocket } : {}),
     logLevel: c.logLevel ?? 'info',

@@ -6,6 +6,9 @@ import { pino, type Logger } from 'pino';
 import { ValidationError } from '../model/errors.js';
 import { parseIp } from '../model/cidr.js';
 import { AdjRibOut } from './adj-rib-out.js';
+import { BFD_DOWN_REASON, CEASE_BFD_DOWN, bgpEffect } from './bfd/bgp-effect.js';
+import { BfdManager, type BfdPeerStateChange, type BfdPeerStatus } from './bfd/manager.js';
+import type { BfdOptions } from './bfd/options.js';
 import { PrefixMap } from './prefix-map.js';
 import {
   acceptAll,
@@ -66,6 +69,8 @@ export interface SpeakerOptions {
    * re-sent are purged when its EoRR never comes. Default 360.
    */
   readonly refreshPurgeTime?: number;
+  /** BFD transport: the UDP port listened on and sent to (default 3784; tests use another). */
+  readonly bfd?: { readonly port?: number };
   readonly logger?: Logger;
 }
 
@@ -94,6 +99,11 @@ export interface PeerOptions {
   readonly gracefulRestart?: boolean;
   /** `false`: do not advertise enhanced route refresh (RFC 7313) to this peer. */
   readonly enhancedRouteRefresh?: boolean;
+  /**
+   * BFD (RFC 5880/5881) to the peer address: its Up → Down takes the BGP session down at once
+   * (Cease/BFD Down) and holds it down until BFD is Up again. Defaults 300 ms / 300 ms / 3.
+   */
+  readonly bfd?: BfdOptions;
 }
 
 export interface OriginateAttributes {
@@ -125,6 +135,8 @@ export interface PeerStatus {
   /** Routes kept from this peer's previous session (graceful restart) and not yet refreshed. */
   readonly prefixesStale?: number;
   readonly lastError?: string;
+  /** The BFD session to this peer, when configured. */
+  readonly bfd?: BfdPeerStatus;
 }
 
 export interface BestPathChange {
@@ -220,6 +232,9 @@ export class BgpSpeaker extends EventEmitter<Events> {
   private readonly peersBySession = new Map<Session, Peer>();
   private server: net.Server | undefined;
   private readonly tcpSecurity: ListenerSecurity;
+  private readonly bfd: BfdManager;
+  /** Peers whose BGP session BFD took down, held down until BFD is Up again. */
+  private readonly heldByBfd = new Set<string>();
   /** Whether anyone listens to bestPathChanged (kept current by the listener hooks below). */
   private notifyBest = false;
   private started = false;
@@ -240,6 +255,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.clusterId = options.clusterId ?? options.routerId;
     this.log = options.logger ?? pino({ level: 'silent' });
     this.tcpSecurity = new ListenerSecurity(this.log);
+    this.bfd = new BfdManager({ logger: this.log, ...(options.bfd?.port ? { port: options.bfd.port } : {}) });
+    this.bfd.on('stateChanged', (c) => this.onBfdChange(c));
     this.gr = resolveGracefulRestart(options.gracefulRestart);
     this.local = new RouteSource('local', '', options.asn);
     // Checked per route on the ingest path, so cache it instead of calling listenerCount().
@@ -299,6 +316,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     const server = this.server;
     this.server = undefined;
     this.tcpSecurity.detach();
+    await this.bfd.close();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -351,6 +369,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     const peer = new Peer(opts, session, options.asn === this.asn);
     this.setCapability(peer);
     this.tcpSecurity.setPeer(address, security);
+    if (options.bfd) this.bfd.add(address, bfdPeerOptions(options));
     this.peersByAddress.set(address, peer);
     this.peersBySession.set(session, peer);
     if (this.started) session.start();
@@ -365,6 +384,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.peersByAddress.delete(peer.options.address);
     this.peersBySession.delete(peer.session);
     this.tcpSecurity.setPeer(peer.options.address, undefined);
+    this.bfd.remove(peer.options.address);
+    this.heldByBfd.delete(peer.options.address);
   }
 
   /**
@@ -388,7 +409,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       o.password !== options.password ||
       o.ttlSecurity !== options.ttlSecurity ||
       o.enhancedRouteRefresh !== options.enhancedRouteRefresh;
-    if (sessionChanged) {
+    if (sessionChanged || !o.bfd !== !options.bfd) {
       this.removePeer(address);
       this.addPeer(options);
       this.maybeEndDeferral();
@@ -400,6 +421,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.importFn = compilePolicy(options.importPolicy, 'importPolicy');
     peer.exportFn = compilePolicy(options.exportPolicy, 'exportPolicy');
     peer.exportCache = exportCaches();
+    if (options.bfd) this.bfd.update(address, bfdPeerOptions(options));
     if (importChanged && peer.session.state === 'Established') {
       // Without stored pre-policy routes, ask the peer to send everything again (RFC 2918).
       if (peer.session.negotiated?.routeRefresh) {
@@ -436,6 +458,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       prefixesAdvertised: p.out?.advertisedCount ?? 0,
       prefixesStale: p.stale?.size,
       lastError: s.lastError,
+      bfd: this.bfd.status(p.options.address),
     } as PeerStatus);
   }
 
@@ -528,13 +551,33 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.endOfRib.clear();
     for (const fam of [...peer.refreshing.keys()]) this.endRefresh(peer, fam, undefined);
     const theirs = peer.negotiated?.gracefulRestart;
-    if (this.started && theirs && keepsRoutes(cause, session.config.gracefulRestart, theirs)) {
+    // BFD saw the path fail: the peer's routes go now, graceful restart or not.
+    if (
+      this.started &&
+      theirs &&
+      reason !== BFD_DOWN_REASON &&
+      keepsRoutes(cause, session.config.gracefulRestart, theirs)
+    ) {
       this.markStale(peer, theirs, reason);
       return;
     }
     this.log.info({ peer: peer.options.address, reason }, 'session down; withdrawing its routes');
     this.clearStale(peer);
     this.dropPeerRoutes(peer);
+  }
+
+  private onBfdChange(c: BfdPeerStateChange): void {
+    const peer = this.peersByAddress.get(c.peer);
+    if (!peer) return;
+    const effect = bgpEffect(c);
+    if (effect === 'down') {
+      this.heldByBfd.add(c.peer);
+      peer.session.stop(CEASE_BFD_DOWN, BFD_DOWN_REASON);
+      peer.session.lastError = `${BFD_DOWN_REASON} (${c.diagnostic})`;
+    } else if (effect === 'release' && this.heldByBfd.delete(c.peer) && this.started) {
+      peer.session.start();
+    }
+    if (this.listenerCount('peerStateChanged')) this.emit('peerStateChanged', this.status(peer));
   }
 
   // ------------------------------------------------------------ graceful restart
@@ -894,6 +937,10 @@ function stripEmpty(a: PathAttributes): PathAttributes {
   for (const k of ['communities', 'largeCommunities'])
     if (Array.isArray(o[k]) && (o[k] as unknown[]).length === 0) delete o[k];
   return o as unknown as PathAttributes;
+}
+
+function bfdPeerOptions(o: PeerOptions) {
+  return { ...o.bfd, ...(o.localAddress ? { localAddress: o.localAddress } : {}) };
 }
 
 function normalize(a: string | undefined): string {

@@ -37,6 +37,8 @@ export interface DesiredPeer {
   holdTime?: number;
   keepaliveTime?: number;
   passive?: boolean;
+  /** BFD to the peer (BGPPeer.spec.bfd), passed to the speaker as PeerOptions.bfd. */
+  bfd?: { desiredMinTxMs?: number; requiredMinRxMs?: number; multiplier?: number };
 }
 
 export interface ClusterBgpSettings {
@@ -154,6 +156,7 @@ export function desiredPeers(
       ...(s.holdTime !== undefined ? { holdTime: s.holdTime } : {}),
       ...(s.keepaliveTime !== undefined ? { keepaliveTime: s.keepaliveTime } : {}),
       ...(s.passive !== undefined ? { passive: s.passive } : {}),
+      ...(s.bfd !== undefined ? { bfd: s.bfd } : {}),
     });
   }
   return [...byAddress.values()].sort((a, b) => a.address.localeCompare(b.address));

@@ -163,6 +163,17 @@ export const bgpPeerSpecSchema = z.object({
     .refine((v) => v === 0 || (v >= 3 && v <= 65535), 'must be 0 or 3..65535 seconds')
     .optional(),
   keepaliveTime: z.number().int().min(0).max(21845).optional(),
+  /** BFD (RFC 5880/5881) to the peer: a BFD failure takes the BGP session down at once. */
+  bfd: z
+    .object({
+      /** Milliseconds between our packets (10..60000, default 300). */
+      desiredMinTxMs: z.number().int().min(10).max(60_000).optional(),
+      /** Fastest rate we accept the peer's packets at, ms (10..60000, default 300). */
+      requiredMinRxMs: z.number().int().min(10).max(60_000).optional(),
+      /** Packets missed before the session is down (1..255, default 3). */
+      multiplier: z.number().int().min(1).max(255).optional(),
+    })
+    .optional(),
   passive: z.boolean().optional(),
   /** GTSM (RFC 5082): the peer is at most this many hops away; packets arriving with a lower TTL are dropped. */
   ttlSecurity: z.number().int().min(1).max(254).optional(),

@@ -195,6 +195,19 @@ const bgpPeerSpec = object(
       anyOf: [{ enum: [0] }, { minimum: 3 }],
     }),
     keepaliveTime: int(0, 21845),
+    bfd: object(
+      {
+        desiredMinTxMs: int(10, 60000, { description: 'Milliseconds between our BFD packets; default 300.' }),
+        requiredMinRxMs: int(10, 60000, {
+          description: "Fastest rate we accept the peer's BFD packets at, ms; default 300.",
+        }),
+        multiplier: int(1, 255, {
+          description: 'Packets missed before BFD declares the path down; default 3.',
+        }),
+      },
+      [],
+      { description: 'BFD (RFC 5880/5881) to the peer: a BFD failure takes the BGP session down at once.' },
+    ),
     passive: bool('Wait for the peer to connect.'),
     ttlSecurity: int(1, 254, {
       description: 'GTSM (RFC 5082): maximum hops to the peer (1 = directly connected); TTL 255 is sent.',
