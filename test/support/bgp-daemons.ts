@@ -2,7 +2,18 @@
 // normalized shape. One BgpLab owns its namespaces, a private state dir and every daemon it
 // started, and `cleanup()` removes all of it (daemons stopped by PID) even after a failure.
 import { execa, type ResultPromise } from 'execa';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  rm,
+  rmdir,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NetnsSet, stopProcess, waitFor } from './netns.js';
@@ -13,6 +24,8 @@ import type { PeerStatus, RibEntry } from '../../bgp/speaker.js';
 export interface LearnedRoute {
   readonly prefix: string;
   readonly nextHop: string;
+  /** The link-local half of a 32-byte IPv6 next hop, where the daemon reports it. */
+  readonly linkLocalNextHop?: string;
   readonly asPath: readonly number[];
   readonly originatorId?: string;
   readonly clusterList?: readonly string[];
@@ -38,6 +51,63 @@ export interface DaemonHandle {
 }
 
 const REPO = path.resolve(import.meta.dirname, '../..');
+/** tern-bgp compiled for tests, private to them (dist/ is rebuilt by others at any moment). */
+const BGP_BUILD = path.join(tmpdir(), 'tern-bgp-test-build');
+const BGP_MAIN = path.join(BGP_BUILD, 'bgp/main.js');
+
+/** Newest modification time of the sources tern-bgp is built from. */
+async function sourcesStamp(): Promise<string> {
+  let newest = 0;
+  for (const dir of ['bgp', 'model']) {
+    const files = await readdir(path.join(REPO, dir), { recursive: true });
+    for (const f of files.filter((x) => x.endsWith('.ts'))) {
+      newest = Math.max(newest, (await stat(path.join(REPO, dir, f))).mtimeMs);
+    }
+  }
+  return String(newest);
+}
+
+/**
+ * Compiles tern-bgp into a private directory when its sources changed (a lock directory keeps
+ * test files running in parallel from building at once). Returns the main script.
+ */
+export async function buildTernBgp(): Promise<string> {
+  const lock = `${BGP_BUILD}.lock`;
+  await waitFor(
+    'the tern-bgp build lock',
+    async () => {
+      try {
+        await mkdir(lock);
+        return true;
+      } catch {
+        const s = await stat(lock).catch(() => undefined);
+        if (s && Date.now() - s.mtimeMs > 300_000) await rmdir(lock).catch(() => undefined);
+        return false;
+      }
+    },
+    300_000,
+    200,
+  );
+  try {
+    const stamp = await sourcesStamp();
+    const stampFile = path.join(BGP_BUILD, '.stamp');
+    if ((await readFile(stampFile, 'utf8').catch(() => '')) === stamp) return BGP_MAIN;
+    await mkdir(BGP_BUILD, { recursive: true });
+    await writeFile(path.join(BGP_BUILD, 'package.json'), '{"type":"module"}\n');
+    await symlink(path.join(REPO, 'node_modules'), path.join(BGP_BUILD, 'node_modules')).catch(() => {});
+    await execa(
+      'npx',
+      ['tsc', '-p', path.join(REPO, 'test/support/tsconfig.bgp-build.json'), '--outDir', BGP_BUILD],
+      {
+        cwd: REPO,
+      },
+    );
+    await writeFile(stampFile, stamp);
+    return BGP_MAIN;
+  } finally {
+    await rmdir(lock).catch(() => undefined);
+  }
+}
 
 export class BgpLab {
   readonly netns = new NetnsSet();
@@ -145,16 +215,53 @@ export class BgpLab {
 
   // ---------------------------------------------------------------- FRR
 
-  /** `args`: extra bgpd flags (e.g. `-K`: graceful restart, forwarding state kept). */
-  async frr(ns: string, name: string, config: string, args: readonly string[] = []): Promise<DaemonHandle> {
+  /**
+   * `args`: extra bgpd flags (e.g. `-K`: graceful restart, forwarding state kept). `zebra`: run
+   * zebra too (routes installed in `ns`; bgpd then knows interfaces, which IPv6 link-local next
+   * hops need: bgpd -Z withdraws routes carrying one).
+   */
+  async frr(
+    ns: string,
+    name: string,
+    config: string,
+    args: readonly string[] = [],
+    opts: { readonly zebra?: boolean } = {},
+  ): Promise<DaemonHandle> {
     const d = await this.workdir(name);
     const conf = path.join(d, 'bgpd.conf');
     const pidFile = path.join(d, 'bgpd.pid');
     await writeFile(conf, `frr defaults traditional\nhostname ${name}\nlog file ${d}/bgpd.log\n!\n${config}`);
+    let zebraPid: number | undefined;
+    const zserv = path.join(d, 'zserv.api');
+    if (opts.zebra) {
+      const zconf = path.join(d, 'zebra.conf');
+      const zpid = path.join(d, 'zebra.pid');
+      await writeFile(zconf, `log file ${d}/zebra.log\n`);
+      // zebra has no -S (stay root): it drops to user frr, which must write its state dir.
+      await execa('chown', ['-R', 'frr:frr', d]);
+      await this.netns.exec(ns, '/usr/lib/frr/zebra', [
+        '-d',
+        '-f',
+        zconf,
+        '-i',
+        zpid,
+        '-z',
+        zserv,
+        '--vty_socket',
+        d,
+        '-P',
+        '0',
+      ]);
+      zebraPid = await waitFor(
+        `${name} zebra pid`,
+        async () => Number((await readFile(zpid, 'utf8')).trim()) || undefined,
+        5000,
+      );
+    }
     await this.netns.exec(ns, '/usr/lib/frr/bgpd', [
       '-d',
       '-S',
-      '-Z',
+      ...(opts.zebra ? ['-z', zserv] : ['-Z']),
       '-f',
       conf,
       '-i',
@@ -205,14 +312,18 @@ export class BgpLab {
       originate: (prefix) => networkCmd(prefix, false),
       withdraw: (prefix) => networkCmd(prefix, true),
       log: () => readFile(path.join(d, 'bgpd.log'), 'utf8').catch(() => ''),
-      stop: () => stopProcess(pid),
+      stop: async () => {
+        await stopProcess(pid);
+        if (zebraPid) await stopProcess(zebraPid);
+      },
     };
     return this.track(handle);
   }
 
   // ---------------------------------------------------------------- GoBGP
 
-  async gobgp(ns: string, name: string, toml: string): Promise<DaemonHandle> {
+  /** `args`: extra gobgpd flags (e.g. `-r`: restarting, the R bit of graceful restart). */
+  async gobgp(ns: string, name: string, toml: string, args: readonly string[] = []): Promise<DaemonHandle> {
     const d = await this.workdir(name);
     const conf = path.join(d, 'gobgpd.toml');
     const sock = path.join(d, 'gobgp.sock');
@@ -221,7 +332,19 @@ export class BgpLab {
     const logFile = path.join(d, 'gobgpd.log');
     const child = execa(
       'ip',
-      ['netns', 'exec', ns, 'gobgpd', '-f', conf, '--api-hosts', `unix://${sock}`, '--pprof-disable', '-p'],
+      [
+        'netns',
+        'exec',
+        ns,
+        'gobgpd',
+        '-f',
+        conf,
+        '--api-hosts',
+        `unix://${sock}`,
+        '--pprof-disable',
+        '-p',
+        ...args,
+      ],
       {
         stdout: { file: logFile, append: true },
         stderr: { file: logFile, append: true },
@@ -268,22 +391,20 @@ export class BgpLab {
 
   // ---------------------------------------------------------------- tern-bgp
 
-  /** Runs the built daemon (dist/bgp/main.js) in `ns`; `config` is its config object. */
+  /** Runs tern-bgp (privately built, see buildTernBgp) in `ns`; `config` is its config object. */
   async tern(ns: string, name: string, config: Record<string, unknown>): Promise<TernHandle> {
+    const main = await buildTernBgp();
     const d = await this.workdir(name);
     const conf = path.join(d, 'tern-bgp.json');
     const sock = path.join(d, 'control.sock');
     await writeFile(conf, JSON.stringify({ logLevel: 'debug', ...config, controlSocket: sock }));
     const logFile = path.join(d, 'tern-bgp.log');
-    const child = execa(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, path.join(REPO, 'dist/bgp/main.js'), '--config', conf],
-      {
-        stdout: { file: logFile, append: true },
-        stderr: { file: logFile, append: true },
-        reject: false,
-      },
-    );
+    const child = execa('ip', ['netns', 'exec', ns, process.execPath, main, '--config', conf], {
+      env: { TERN_TCP_ADDON: path.join(REPO, 'bgp/native/build/Release/tern_tcp.node') },
+      stdout: { file: logFile, append: true },
+      stderr: { file: logFile, append: true },
+      reject: false,
+    });
     const pid = child.pid!;
     await waitFor(`${name} control socket`, async () => Array.isArray(await getPeers(sock)), 10_000);
     const handle: TernHandle = {
@@ -300,6 +421,7 @@ export class BgpLab {
             .map((p) => ({
               prefix: e.prefix,
               nextHop: p.nextHop ?? '',
+              ...(p.linkLocalNextHop ? { linkLocalNextHop: p.linkLocalNextHop } : {}),
               asPath: p.asPath,
               ...(p.originatorId ? { originatorId: p.originatorId } : {}),
               ...(p.clusterList ? { clusterList: p.clusterList } : {}),
@@ -330,6 +452,56 @@ export class BgpLab {
     this.stoppedPids = this.stoppedPids.filter((p) => p !== h.pid);
   }
 
+  /**
+   * FRR's BFD daemon next to the FRR instance `frrName` (started with `{ zebra: true }`: bgpd
+   * reaches bfdd through zebra). `config` is bfdd.conf text (profiles, `debug bfd peer`).
+   */
+  async frrBfdd(ns: string, frrName: string, config = ''): Promise<BfddHandle> {
+    const d = path.join(this.dir, frrName);
+    const conf = path.join(d, 'bfdd.conf');
+    const pidFile = path.join(d, 'bfdd.pid');
+    await writeFile(conf, `log file ${d}/bfdd.log\nlog timestamp precision 6\n${config}`);
+    await this.netns.exec(ns, '/usr/lib/frr/bfdd', [
+      '-d',
+      '-S',
+      '-f',
+      conf,
+      '-i',
+      pidFile,
+      '-z',
+      path.join(d, 'zserv.api'),
+      '--vty_socket',
+      d,
+      '-P',
+      '0',
+    ]);
+    const pid = await waitFor(
+      `${frrName} bfdd pid`,
+      async () => Number((await readFile(pidFile, 'utf8')).trim()) || undefined,
+      5000,
+    );
+    const vtysh = async (cmd: string) =>
+      (await execa('vtysh', ['--vty_socket', d, '-d', 'bfdd', '-c', cmd])).stdout;
+    const handle: BfddHandle = {
+      kind: 'frr',
+      name: `${frrName}-bfdd`,
+      pid,
+      routes: async () => [],
+      peers: async () => [],
+      originate: async () => undefined,
+      withdraw: async () => undefined,
+      bfdPeers: async () =>
+        (JSON.parse((await vtysh('show bfd peers json')) || '[]') as FrrBfdPeer[]).map((p) => ({
+          peer: p.peer,
+          state: p.status,
+          ...(p['transmit-interval'] !== undefined ? { txIntervalMs: p['transmit-interval'] } : {}),
+        })),
+      log: () => readFile(path.join(d, 'bfdd.log'), 'utf8').catch(() => ''),
+      stop: () => stopProcess(pid),
+    };
+    return this.track(handle);
+  }
+
   /** Logs of every daemon, for a failing test's message. */
   async logs(): Promise<string> {
     const parts = await Promise.all(
@@ -352,6 +524,17 @@ export class BgpLab {
     await this.netns.cleanup();
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** FRR bfdd: its sessions as `show bfd peers json` lists them (state up/down/init). */
+export interface BfddHandle extends DaemonHandle {
+  bfdPeers(): Promise<{ peer: string; state: string; txIntervalMs?: number }[]>;
+}
+
+interface FrrBfdPeer {
+  peer: string;
+  status: string;
+  'transmit-interval'?: number;
 }
 
 export interface TernHandle extends DaemonHandle {
@@ -385,6 +568,7 @@ export function parseBirdRoutes(text: string): LearnedRoute[] {
       out.push({
         prefix: cur.prefix,
         nextHop: a['BGP.next_hop']?.split(' ')[0] ?? '',
+        ...(a['BGP.next_hop']?.split(' ')[1] ? { linkLocalNextHop: a['BGP.next_hop'].split(' ')[1] } : {}),
         asPath: (a['BGP.as_path'] ?? '').split(/\s+/).filter(Boolean).map(Number),
         ...(a['BGP.originator_id'] ? { originatorId: a['BGP.originator_id'] } : {}),
         ...(a['BGP.cluster_list'] ? { clusterList: a['BGP.cluster_list'].split(/\s+/) } : {}),
@@ -434,7 +618,7 @@ interface FrrRib {
       bestpath?: boolean;
       path?: string;
       peerId?: string;
-      nexthops?: { ip: string }[];
+      nexthops?: { ip: string; scope?: string }[];
       aspath?: { string?: string };
     }[]
   >;
@@ -446,9 +630,11 @@ function parseFrrRoutes(j: FrrRib): LearnedRoute[] {
     for (const p of paths) {
       if (!p.bestpath || !p.peerId || p.peerId === '(unspec)') continue;
       const pathText = p.path ?? p.aspath?.string ?? '';
+      const ll = p.nexthops?.find((n) => n.scope === 'link-local')?.ip;
       out.push({
         prefix,
-        nextHop: p.nexthops?.[0]?.ip ?? '',
+        nextHop: p.nexthops?.find((n) => n.scope !== 'link-local')?.ip ?? '',
+        ...(ll ? { linkLocalNextHop: ll } : {}),
         asPath: pathText.split(/\s+/).filter(Boolean).map(Number),
       });
     }

@@ -1,0 +1,4 @@
+// IPv6 unicast interop with frr in network namespaces (see ipv6-scenario.ts).
+import { describeIpv6Interop } from './ipv6-scenario.js';
+
+describeIpv6Interop('frr');
