@@ -8,16 +8,18 @@ import { NodeIpam, type IpamService } from '../cni/ipam-adapter.js';
 import type { AgentHooks, PodEndpoint } from '../cni/ports.js';
 import { CniServer } from '../cni/server.js';
 import { openDatastore, type Datastore } from '../datastore/index.js';
+import { LeaderElector } from '../datastore/leader-election.js';
+import { ClusterGc } from '../ipam/cluster-gc.js';
 import { Ipam } from '../ipam/index.js';
 import { formatIp, hostCidr, formatCidr, hostVethName } from '../model/index.js';
 import { hostRunner, type Runner } from '../policy/index.js';
 import { BgpController } from './bgp-controller.js';
 import { ClusterView } from './cluster-view.js';
-import type { AgentConfig } from './config.js';
+import { ipamGcEnabled, type AgentConfig } from './config.js';
 import { HttpEndpoint } from './http-server.js';
 import { AgentMetrics } from './metrics.js';
 import { detectNodeAddress } from './node-address.js';
-import { registerNode } from './node-registration.js';
+import { adoptNode, registerNode } from './node-registration.js';
 import { PolicyController } from './policy-controller.js';
 import { RouteReconciler } from './routes/reconciler.js';
 import { statusRoutes } from './status-api.js';
@@ -38,6 +40,9 @@ export class Agent {
   bgp!: BgpController;
   policy!: PolicyController;
   private cni!: CniServer;
+  /** Campaigns for the IPAM GC Lease; absent when GC is off. */
+  elector: LeaderElector | undefined;
+  private clusterGc: ClusterGc | undefined;
   private endpoints: HttpEndpoint[] = [];
   private ready = false;
   private stopped = false;
@@ -54,21 +59,17 @@ export class Agent {
     const c = this.config;
     this.datastore =
       this.deps.datastore ??
-      (await openDatastore({ backend: c.datastore, etcdEndpoints: c.etcdEndpoints }, { logger: this.log }));
+      (await openDatastore(
+        {
+          backend: c.datastore,
+          etcdEndpoints: c.etcdEndpoints,
+          ...(c.kubeconfig ? { kubeconfig: c.kubeconfig } : {}),
+          ...(c.kubeServer ? { kubeServer: c.kubeServer } : {}),
+        },
+        { logger: this.log },
+      ));
     this.ownsDatastore = !this.deps.datastore;
-    this.nodeIPv4 = c.nodeIPv4 ?? (await detectNodeAddress(4));
-    this.nodeIPv6 = c.nodeIPv6 ?? (await detectNodeAddress(6));
-    if (!this.nodeIPv4 && !this.nodeIPv6)
-      throw new Error('no node address given (--node-ipv4) and none found on the uplink');
-    await registerNode(this.datastore, {
-      name: c.nodeName,
-      ...(this.nodeIPv4 ? { ipv4: this.nodeIPv4 } : {}),
-      ...(this.nodeIPv6 ? { ipv6: this.nodeIPv6 } : {}),
-      ...(c.asNumber !== undefined ? { asn: c.asNumber } : {}),
-      ...(c.routeReflectorClusterId ? { routeReflectorClusterId: c.routeReflectorClusterId } : {}),
-      labels: c.nodeLabels,
-    });
-    this.log.info({ node: c.nodeName, ipv4: this.nodeIPv4, ipv6: this.nodeIPv6 }, 'node registered');
+    await this.register();
 
     // Routes first: adopting the kernel's routes before anything else means a restart never
     // removes a route that is still valid (stale ones go only once each class is synced).
@@ -115,6 +116,7 @@ export class Agent {
       onError: (e) => this.log.error({ err: e }, 'CNI socket error'),
     });
     await this.cni.start();
+    this.startClusterGc();
 
     const http = {
       registry: this.metrics.registry,
@@ -132,6 +134,70 @@ export class Agent {
     });
     this.ready = true;
     this.log.info({ cniSocket: c.cniSocket, controlSocket: c.controlSocket }, 'agent ready');
+  }
+
+  /**
+   * etcd mode: the agent detects its address and creates or updates its Node. Kubernetes mode:
+   * the kubelet owns the Node; the agent reads its address from it and writes its annotations.
+   */
+  private async register(): Promise<void> {
+    const c = this.config;
+    const common = {
+      name: c.nodeName,
+      ...(c.asNumber !== undefined ? { asn: c.asNumber } : {}),
+      ...(c.routeReflectorClusterId ? { routeReflectorClusterId: c.routeReflectorClusterId } : {}),
+    };
+    if (c.datastore === 'kubernetes') {
+      const adopted = await adoptNode(this.datastore, {
+        ...common,
+        ...(c.nodeIPv4 ? { ipv4: c.nodeIPv4 } : {}),
+        ...(c.nodeIPv6 ? { ipv6: c.nodeIPv6 } : {}),
+      });
+      this.nodeIPv4 = adopted.ipv4;
+      this.nodeIPv6 = adopted.ipv6;
+      if (!this.nodeIPv4 && !this.nodeIPv6)
+        throw new Error(
+          `Node ${c.nodeName} has no InternalIP and no tern.network/bgp-ipv4-address (or -ipv6-) annotation`,
+        );
+    } else {
+      this.nodeIPv4 = c.nodeIPv4 ?? (await detectNodeAddress(4));
+      this.nodeIPv6 = c.nodeIPv6 ?? (await detectNodeAddress(6));
+      if (!this.nodeIPv4 && !this.nodeIPv6)
+        throw new Error('no node address given (--node-ipv4) and none found on the uplink');
+      await registerNode(this.datastore, {
+        ...common,
+        ...(this.nodeIPv4 ? { ipv4: this.nodeIPv4 } : {}),
+        ...(this.nodeIPv6 ? { ipv6: this.nodeIPv6 } : {}),
+        labels: c.nodeLabels,
+      });
+    }
+    this.log.info({ node: c.nodeName, ipv4: this.nodeIPv4, ipv6: this.nodeIPv6 }, 'node registered');
+  }
+
+  /** One agent per cluster (the Lease holder) runs the cluster-wide IPAM garbage collection. */
+  private startClusterGc(): void {
+    const c = this.config;
+    if (!ipamGcEnabled(c)) return;
+    const log = this.log.child({ component: 'ipam-gc' });
+    const elector = new LeaderElector({
+      datastore: this.datastore,
+      namespace: c.leaderElectionNamespace,
+      name: c.leaderElectionLeaseName,
+      identity: c.nodeName,
+      logger: log,
+    });
+    this.elector = elector;
+    this.clusterGc = new ClusterGc({
+      datastore: this.datastore,
+      ipam: this.ipam,
+      isLeader: () => elector.isLeader(),
+      graceMs: c.ipamGcGraceSeconds * 1000,
+      intervalMs: c.ipamGcIntervalSeconds * 1000,
+      logger: log,
+      registry: this.metrics.registry,
+    });
+    elector.start();
+    this.clusterGc.start();
   }
 
   private handler?: CniHandler;
@@ -289,6 +355,8 @@ export class Agent {
     this.ready = false;
     if (this.deferredTimer) clearTimeout(this.deferredTimer);
     await this.cni?.close();
+    await this.clusterGc?.stop();
+    await this.elector?.stop();
     for (const e of this.endpoints) await e.stop();
     await this.bgp?.stop();
     await this.policy?.stop();

@@ -36,8 +36,6 @@ export const agentConfigSchema = z.object({
   policyWaitSeconds: z.number().positive().default(10),
   /** Restart time advertised to BGP peers (graceful restart), seconds. */
   gracefulRestartSeconds: z.number().int().min(0).max(4095).default(120),
-  /** kubeconfig for the kubernetes datastore; absent: $KUBECONFIG, ~/.kube/config, then in-cluster. */
-  kubeconfig: z.string().optional(),
   /**
    * Cluster IPAM garbage collection (addresses of deleted pods, blocks of deleted nodes), run
    * by the one agent holding the Lease. Absent: on with the kubernetes datastore, off otherwise

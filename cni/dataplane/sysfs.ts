@@ -29,20 +29,40 @@ export async function listLinks(): Promise<string[]> {
   }
 }
 
-/** Writes `net.<key>` (dots → slashes, interface names kept whole), e.g. sysctl('ipv4.conf', 'eth0', 'proxy_arp', '1'). */
+export const DEFAULT_PROC_SYS_NET = '/proc/sys/net';
+
+/**
+ * Where the `net.*` sysctls are: `TERN_PROC_SYS_NET`, else /proc/sys/net. An unprivileged
+ * container sees /proc/sys read-only, so the DaemonSet mounts the host's /proc/sys/net
+ * writable elsewhere and names it here.
+ */
+export function procSysNet(env: NodeJS.ProcessEnv = process.env): string {
+  const root = env.TERN_PROC_SYS_NET;
+  if (root === undefined || root === '') return DEFAULT_PROC_SYS_NET;
+  if (!root.startsWith('/'))
+    throw new Error(`TERN_PROC_SYS_NET: must be an absolute path, got ${JSON.stringify(root)}`);
+  return root.replace(/\/+$/, '');
+}
+
+/** The file of `net.<section>.<ifname>.<key>` (dots → slashes, interface names kept whole). */
+export function sysctlPath(section: string, ifname: string, key: string, root = procSysNet()): string {
+  return `${root}/${section.replace('.', '/')}/${ifname}/${key}`;
+}
+
+/** Writes `net.<key>`, e.g. writeSysctl('ipv4.conf', 'eth0', 'proxy_arp', '1'). */
 export async function writeSysctl(
   section: string,
   ifname: string,
   key: string,
   value: string,
 ): Promise<void> {
-  await writeFile(`/proc/sys/net/${section.replace('.', '/')}/${ifname}/${key}`, value);
+  await writeFile(sysctlPath(section, ifname, key), value);
 }
 
 export const readSysctl = (section: string, ifname: string, key: string) =>
-  readText(`/proc/sys/net/${section.replace('.', '/')}/${ifname}/${key}`);
+  readText(sysctlPath(section, ifname, key));
 
-export const ipv6Enabled = () => exists('/proc/sys/net/ipv6/conf');
+export const ipv6Enabled = () => exists(`${procSysNet()}/ipv6/conf`);
 
 /** The interface of the node's IPv4 default route with the lowest metric, from /proc/net/route. */
 export async function defaultRouteInterface(): Promise<string | undefined> {

@@ -24,7 +24,7 @@ export const RBAC_NEEDS: readonly ApiAccess[] = [
     group: '',
     resource: 'pods',
     verbs: ['get', 'list', 'watch'],
-    why: 'ClusterView informer (policy, routes); CNI ADD looks the pod up (annotations, labels)',
+    why: 'ClusterView informer (policy, routes); CNI ADD looks the pod up (annotations, labels); cluster IPAM GC lists Pods and re-reads one right before freeing its address',
   },
   {
     group: '',
@@ -36,7 +36,7 @@ export const RBAC_NEEDS: readonly ApiAccess[] = [
     group: '',
     resource: 'nodes',
     verbs: ['get', 'list', 'watch', 'update'],
-    why: 'BGP peers and pool nodeSelectors; registerNode writes its BGP address annotations (CAS update, never create: the kubelet registers the Node)',
+    why: 'BGP peers and pool nodeSelectors; cluster IPAM GC (ipam/cluster-gc.ts) lists Nodes and re-reads one before releasing its blocks; adoptNode (felix/node-registration.ts) reads its Node and writes its BGP address annotations (CAS update, never create or patch: the kubelet registers the Node)',
   },
   {
     group: 'networking.k8s.io',
@@ -69,6 +69,6 @@ export const RBAC_NEEDS: readonly ApiAccess[] = [
     resource: 'leases',
     verbs: ['get', 'create', 'update'],
     namespaced: true,
-    why: 'IPAM garbage collection runs on one node per cluster (leader election), issue 9 part 3',
+    why: 'LeaderElector (datastore/leader-election.ts): get the Lease, create it when absent, renew / take over / hand back by CAS update; the holder runs cluster IPAM GC',
   },
 ];

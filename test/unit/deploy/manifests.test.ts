@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { CRD_DEFS } from '../../../deploy/kubernetes/crds.js';
 import { RBAC_NEEDS } from '../../../deploy/kubernetes/rbac-needs.js';
-import { agentConfigSchema } from '../../../felix/config.js';
+import { procSysNet } from '../../../cni/dataplane/sysfs.js';
+import { agentConfigSchema, ipamGcEnabled } from '../../../felix/config.js';
 import { envNameOf, loadConfig } from '../../../model/config.js';
 import { KINDS, parseResource, type Kind } from '../../../model/index.js';
 
@@ -178,6 +179,29 @@ describe('the tern-node DaemonSet', () => {
     // The agent and the plugin agree on the socket, which lives in the shared /run/tern.
     expect(envOf(installer).TERN_CNI_SOCKET).toBe(config.cniSocket);
     expect(config.cniSocket.startsWith('/run/tern/')).toBe(true);
+  });
+
+  it('the agent campaigns for the GC Lease in its own namespace, where the Role grants the Lease verbs', () => {
+    const lease = agent.env?.find((e) => e.name === 'TERN_LEADER_ELECTION_NAMESPACE');
+    expect(lease?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
+    expect(find('Role', 'tern-node').metadata.namespace).toBe(ds.metadata.namespace);
+    const config = loadConfig(agentConfigSchema, {
+      env: {
+        ...envOf(agent),
+        TERN_NODE_NAME: 'node-1',
+        TERN_LEADER_ELECTION_NAMESPACE: ds.metadata.namespace!,
+      },
+      flags: {},
+    });
+    expect(ipamGcEnabled(config)).toBe(true);
+    expect(config.leaderElectionNamespace).toBe(ds.metadata.namespace);
+  });
+
+  it('TERN_PROC_SYS_NET is a writable mount of the host’s /proc/sys/net, and the dataplane writes sysctls under it', () => {
+    const root = envOf(agent).TERN_PROC_SYS_NET!;
+    expect(hostPathOf(agent, root)).toBe('/proc/sys/net');
+    expect(agent.volumeMounts.find((m) => m.mountPath === root)?.readOnly).not.toBe(true);
+    expect(procSysNet({ TERN_PROC_SYS_NET: root })).toBe(root);
   });
 
   it('probes /livez and /readyz on the loopback address and port the agent listens on', () => {
