@@ -43,11 +43,18 @@ export interface KubeApiServer {
   cutWatches(url?: string): number;
   /** The next event on each open watch is written half, then the connection is reset. */
   cutWatchesMidEvent(url?: string): number;
+  /** Events written half before a cut (cutWatchesMidEvent taking effect). */
+  readonly midEventCuts: () => number;
+  /** The highest resourceVersion a BOOKMARK has carried to the tenant's watches (0: none yet). */
+  lastBookmark(url?: string): number;
   /** Open watch streams (of a tenant). */
   openWatches(url?: string): number;
   /** Requests served, by method (watches counted as WATCH). */
   readonly requests: Record<string, number>;
   setGoneAs(mode: 'event' | 'status'): void;
+  /** Runs before each request is served (after it is counted): lets a test act between a list's pages. */
+  beforeRequest:
+    ((req: { method: string; path: string; query: URLSearchParams }) => void | Promise<void>) | undefined;
   /** Stops listening and resets every connection, then listens again on the same port after `downMs`; storage survives. */
   restart(downMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -113,6 +120,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const watches = new Set<OpenWatch>();
   const sockets = new Set<Socket>();
   const requests: Record<string, number> = {};
+  const bookmarked = new Map<Tenant, number>();
+  let midEventCuts = 0;
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
@@ -158,6 +167,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const q = url.searchParams;
     const method = req.method === 'GET' && q.get('watch') === 'true' ? 'WATCH' : (req.method ?? '');
     requests[method] = (requests[method] ?? 0) + 1;
+    await api.beforeRequest?.({ method, path: m?.[2] ?? url.pathname, query: q });
     const body = await readBody(req);
     switch (method) {
       case 'WATCH':
@@ -257,6 +267,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const write = (line: string) => {
       if (w.cutMidway) {
         res.write(line.slice(0, Math.floor(line.length / 2)));
+        midEventCuts++;
+        w.cutMidway = false;
         res.socket?.destroy();
         return;
       }
@@ -277,16 +289,15 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     tenant.subscribers.add(sub);
     const bookmarks =
       q.get('allowWatchBookmarks') === 'true'
-        ? setInterval(
-            () =>
-              write(
-                JSON.stringify({
-                  type: 'BOOKMARK',
-                  object: { kind: r.kind, apiVersion, metadata: { resourceVersion: String(tenant.rv) } },
-                }),
-              ),
-            bookmarkMs,
-          )
+        ? setInterval(() => {
+            bookmarked.set(tenant, Math.max(bookmarked.get(tenant) ?? 0, tenant.rv));
+            write(
+              JSON.stringify({
+                type: 'BOOKMARK',
+                object: { kind: r.kind, apiVersion, metadata: { resourceVersion: String(tenant.rv) } },
+              }),
+            );
+          }, bookmarkMs)
         : undefined;
     const timeoutSeconds = Number(q.get('timeoutSeconds') ?? '0');
     const timeout = timeoutSeconds > 0 ? setTimeout(() => res.end(), timeoutSeconds * 1000) : undefined;
@@ -303,7 +314,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     return [...watches].filter((w) => w.tenant === t);
   };
 
-  return {
+  const api: KubeApiServer = {
+    beforeRequest: undefined,
     url: base,
     newTenant() {
       const id = uniqueSuffix();
@@ -323,6 +335,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       return ws.length;
     },
     openWatches: (url) => watchesOf(url).length,
+    midEventCuts: () => midEventCuts,
+    lastBookmark: (url) => bookmarked.get(tenantOf(url)) ?? 0,
     requests,
     setGoneAs(mode) {
       goneAs = mode;
@@ -335,4 +349,5 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     },
     close: stop,
   };
+  return api;
 }
