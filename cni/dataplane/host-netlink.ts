@@ -21,6 +21,13 @@ export interface HostRoute {
   protocol: number | undefined;
 }
 
+export interface HostNeighbour {
+  ip: string;
+  /** Lower-case, colon-separated; absent for an entry without a link-layer address. */
+  mac: string | undefined;
+  permanent: boolean;
+}
+
 export class HostNetlink {
   private socket: RtNetlinkSocket | undefined;
   private last: Promise<unknown> = Promise.resolve();
@@ -97,6 +104,24 @@ export class HostNetlink {
         { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
       ),
     );
+  }
+
+  /** The neighbour entries on link `index` (both families). */
+  async neighboursOn(index: number): Promise<HostNeighbour[]> {
+    const all = await this.one((rt) => rt.getNeighbors());
+    const out: HostNeighbour[] = [];
+    for (const n of all) {
+      const dst = n.attrs.dst;
+      if (n.data.ifindex !== index || !dst || (dst.length !== 4 && dst.length !== 16)) continue;
+      out.push({
+        ip: formatIp(bytesToAddress(dst.length === 4 ? 4 : 6, dst)),
+        mac: n.attrs.lladdr
+          ? [...n.attrs.lladdr].map((b) => b.toString(16).padStart(2, '0')).join(':')
+          : undefined,
+        permanent: n.data.state?.permanent === true,
+      });
+    }
+    return out;
   }
 
   /** Main-table host routes (/32, /128) to `ip`, whatever their protocol and device. */

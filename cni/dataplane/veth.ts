@@ -121,7 +121,10 @@ export class LinuxDataplane implements Dataplane {
   }
 
   async check(spec: VethSpec, containerMac?: string): Promise<string[]> {
-    const [host, pod] = await Promise.all([this.checkHostSide(spec), checkPodSide(spec, containerMac)]);
+    const [host, pod] = await Promise.all([
+      this.checkHostSide(spec, containerMac),
+      checkPodSide(spec, containerMac),
+    ]);
     return [...pod, ...host];
   }
 
@@ -183,7 +186,7 @@ export class LinuxDataplane implements Dataplane {
     }
   }
 
-  private async checkHostSide(spec: VethSpec): Promise<string[]> {
+  private async checkHostSide(spec: VethSpec, containerMac?: string): Promise<string[]> {
     const h = spec.hostVeth;
     if (!(await linkExists(h))) return [`host veth ${h} is missing`];
     const problems: string[] = [];
@@ -210,11 +213,25 @@ export class LinuxDataplane implements Dataplane {
       if (got !== value) problems.push(`net.${section}.${ifname}.${key} is ${got}, want ${value}`);
     }
     const index = await this.netlink.ifindex(h);
-    const routes = index === undefined ? [] : await this.netlink.routesVia(index);
+    const [routes, neighbours] =
+      index === undefined
+        ? [[], []]
+        : await Promise.all([this.netlink.routesVia(index), this.netlink.neighboursOn(index)]);
     for (const ip of spec.ips) {
       const dst = formatIp(ip);
       if (!routes.some((r) => r.dst === dst && r.protocol === ROUTE_PROTOCOL.pod)) {
         problems.push(`host route ${dst} dev ${h} proto ${ROUTE_PROTOCOL.pod} is missing`);
+      }
+      // The permanent entry pod address → container MAC that ADD programs (no ARP wait toward the pod).
+      const n = neighbours.find((x) => x.ip === dst);
+      const want = containerMac?.toLowerCase();
+      if (!n?.permanent || !n.mac || (want !== undefined && n.mac !== want)) {
+        const found = n
+          ? ` (found ${n.mac ?? 'no MAC'}${n.permanent ? ', permanent' : ', not permanent'})`
+          : '';
+        problems.push(
+          `permanent neighbour ${dst} → ${want ?? 'the container MAC'} on ${h} is missing${found}`,
+        );
       }
     }
     return problems;

@@ -164,6 +164,51 @@ describe('pod data path after ADD', () => {
     expect(String(bad.json?.details)).toContain('default route');
   });
 
+  it('CHECK verifies the permanent neighbour entries: host side pod address → container MAC, pod side gateways', async () => {
+    const pod = await lab.pod('pn');
+    const args = k8sArgs('shop', 'n');
+    const add = await lab.tern({ command: 'ADD', containerId: 'cn', netns: pod.path, args, conf: dual });
+    expect(add.code, add.stdout).toBe(0);
+    const check = () =>
+      lab.tern({
+        command: 'CHECK',
+        containerId: 'cn',
+        netns: pod.path,
+        args,
+        conf: { ...dual, prevResult: add.json },
+      });
+    const problems = async () => {
+      const r = await check();
+      expect(r.json, 'CHECK passed').toMatchObject({ code: 104 });
+      return String(r.json?.details);
+    };
+    const veth = hostVethName('shop', 'n', 'eth0');
+    const [ip4, ip6] = [podIp(add), podIp(add, 6)];
+    const mac = (add.json?.interfaces as { mac: string }[])[1]!.mac;
+    expect((await check()).code).toBe(0);
+
+    await lab.ip(['neigh', 'del', ip4, 'dev', veth]);
+    const hostGone = await problems();
+    expect(hostGone).toContain(`permanent neighbour ${ip4} → ${mac} on ${veth} is missing`);
+    expect(hostGone).not.toContain(ip6);
+    await lab.ip(['neigh', 'replace', ip4, 'lladdr', mac, 'dev', veth, 'nud', 'permanent']);
+    expect((await check()).code).toBe(0);
+
+    await lab.ip(['neigh', 'replace', ip6, 'lladdr', '02:00:00:00:00:01', 'dev', veth, 'nud', 'permanent']);
+    expect(await problems()).toContain(
+      `permanent neighbour ${ip6} → ${mac} on ${veth} is missing (found 02:00:00:00:00:01, permanent)`,
+    );
+    await lab.ip(['neigh', 'replace', ip6, 'lladdr', mac, 'dev', veth, 'nud', 'reachable']);
+    expect(await problems()).toContain(`(found ${mac}, not permanent)`);
+    await lab.ip(['neigh', 'replace', ip6, 'lladdr', mac, 'dev', veth, 'nud', 'permanent']);
+    expect((await check()).code).toBe(0);
+
+    await inPod(pod, 'ip', ['neigh', 'del', '169.254.1.1', 'dev', 'eth0']);
+    const podGone = await problems();
+    expect(podGone).toContain('permanent neighbour 169.254.1.1 → ee:ee:ee:ee:ee:ee on eth0 is missing');
+    expect(podGone).not.toContain(veth);
+  });
+
   it('the config mtu overrides the uplink MTU on both ends', async () => {
     const pod = await lab.pod('pmtu');
     const r = await lab.tern({

@@ -96,6 +96,22 @@ describe('request parsing (checklist A, B, G–I)', () => {
     if (r.command === 'DEL') expect(r.netns).toBe('');
   });
 
+  // Checklist A3 quotes libcni's ValidateContainerID (empty → 3), but that check runs in the
+  // runtime before the plugin is exec'd. In the plugin, skel's env check comes first and reports an
+  // empty CNI_CONTAINERID as a missing variable, code 4 — the spec's code for invalid env vars,
+  // which names CNI_CONTAINERID. Code 3 would also tell the runtime it need not clean up (DEL).
+  it.each(['ADD', 'CHECK', 'DEL'])(
+    '%s with an empty CNI_CONTAINERID is code 4 naming it (as skel), never 3 (container unknown)',
+    (command) => {
+      const r = codeOf(() => parseRequest(env({ CNI_COMMAND: command, CNI_CONTAINERID: '' }), conf()));
+      expect(r).toEqual({
+        code: 4,
+        msg: 'required env variables [CNI_CONTAINERID] missing',
+        details: `CNI_COMMAND=${command}`,
+      });
+    },
+  );
+
   it('GC and STATUS need no container env (libcni sends them empty)', () => {
     const empty = { CNI_CONTAINERID: '', CNI_NETNS: '', CNI_IFNAME: '' };
     expect(
