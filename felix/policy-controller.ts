@@ -167,6 +167,6 @@ export class PolicyController {
   }
 
   async stop(): Promise<void> {
-    this.engine.stopDriftCheck();
+    await this.engine.close();
   }
 }

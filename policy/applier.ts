@@ -7,6 +7,7 @@
 //      missing — every other chain and rule of the table stays as it was;
 //   3. sets no longer referenced are destroyed.
 // Read-back (`iptables-save`, `ipset save`) finds drift; a full apply repairs it.
+import { performance } from 'node:perf_hooks';
 import { hookRule } from './render.js';
 import { isTernName } from './names.js';
 import {
@@ -16,7 +17,8 @@ import {
   iptablesRestoreText,
   type ChainChanges,
 } from './restore-text.js';
-import type { Runner } from './runner.js';
+import { RestoreSession } from './restore-session.js';
+import { CommandError, type Runner } from './runner.js';
 import type { DesiredSet, DesiredState, Family } from './types.js';
 
 const RESTORE: Record<Family, string> = { 4: 'iptables-restore', 6: 'ip6tables-restore' };
@@ -37,6 +39,11 @@ export interface ApplyStats {
   readonly chainsWritten: number;
   readonly chainsRemoved: number;
   readonly commands: number;
+  /**
+   * Time between the IPv4 and the IPv6 chain commits of this apply (0 when one family or none
+   * changed): the longest a dual-stack endpoint saw the new rules in one family only.
+   */
+  readonly familySkewMs: number;
 }
 
 const sameLines = (a: readonly string[] | undefined, b: readonly string[] | undefined): boolean =>
@@ -45,8 +52,31 @@ const sameLines = (a: readonly string[] | undefined, b: readonly string[] | unde
 /** When more than this share of a set changes, rebuild and swap rather than add/del. */
 const SWAP_THRESHOLD = 0.5;
 
+/** Retries of a set destruction the kernel still holds (10 ms doubling: ~1.3 s in all). */
+const DESTROY_RETRIES = 7;
+
+export interface PolicyApplierOptions {
+  /**
+   * Keep one `iptables-restore` process per family alive between transactions (iptables-nft
+   * only; see restore-session.ts). Whoever enables it calls close() when done.
+   */
+  readonly sessions?: boolean;
+}
+
 export class PolicyApplier {
-  constructor(private readonly run: Runner) {}
+  private readonly sessions = new Map<Family, Promise<RestoreSession | null>>();
+
+  constructor(
+    private readonly run: Runner,
+    private readonly options: PolicyApplierOptions = {},
+  ) {}
+
+  /** Ends the long-lived restore processes, if any. */
+  async close(): Promise<void> {
+    const sessions = await Promise.all(this.sessions.values());
+    this.sessions.clear();
+    await Promise.all(sessions.map((s) => s?.close()));
+  }
 
   /** Makes the kernel match `desired` whatever it holds now (first start, repair). */
   async applyFull(desired: DesiredState): Promise<ApplyStats> {
@@ -70,9 +100,10 @@ export class PolicyApplier {
         const remove = [...now.chains.keys()].filter((c) => !want.has(c));
         const insertHooks = desired.hooks.filter((h) => !now.hooks.has(hookRule(h)));
         await this.restoreChains(f, { write: want, remove, insertHooks });
-        return { written: want.size, removed: remove.length };
+        return { written: want.size, removed: remove.length, doneAt: performance.now() };
       }),
     );
+    const commits = perFamily.map((r) => r.doneAt);
     commands += perFamily.length;
     const chainsWritten = perFamily.reduce((n, r) => n + r.written, 0);
     const chainsRemoved = perFamily.reduce((n, r) => n + r.removed, 0);
@@ -89,6 +120,7 @@ export class PolicyApplier {
       chainsWritten,
       chainsRemoved,
       commands,
+      familySkewMs: commits.length > 1 ? Math.max(...commits) - Math.min(...commits) : 0,
     };
   }
 
@@ -138,11 +170,12 @@ export class PolicyApplier {
         const had = prev.chains[f];
         const write = new Map([...want].filter(([name, lines]) => !sameLines(had.get(name), lines)));
         const remove = [...had.keys()].filter((c) => !want.has(c));
-        if (write.size + remove.length === 0) return { written: 0, removed: 0, ran: 0 };
+        if (write.size + remove.length === 0) return { written: 0, removed: 0, ran: 0, doneAt: null };
         await this.restoreChains(f, { write, remove, insertHooks: [] });
-        return { written: write.size, removed: remove.length, ran: 1 };
+        return { written: write.size, removed: remove.length, ran: 1, doneAt: performance.now() };
       }),
     );
+    const commits = perFamily.flatMap((r) => (r.doneAt === null ? [] : [r.doneAt]));
     commands += perFamily.reduce((n, r) => n + r.ran, 0);
     const chainsWritten = perFamily.reduce((n, r) => n + r.written, 0);
     const chainsRemoved = perFamily.reduce((n, r) => n + r.removed, 0);
@@ -160,6 +193,7 @@ export class PolicyApplier {
       chainsWritten,
       chainsRemoved,
       commands,
+      familySkewMs: commits.length > 1 ? Math.max(...commits) - Math.min(...commits) : 0,
     };
   }
 
@@ -218,7 +252,27 @@ export class PolicyApplier {
   }
 
   private async restoreChains(family: Family, changes: ChainChanges): Promise<void> {
-    await this.run(RESTORE[family], ['--noflush', '--wait'], iptablesRestoreText(changes));
+    const text = iptablesRestoreText(changes);
+    const session = await this.session(family);
+    if (session) await session.apply(text);
+    else await this.run(RESTORE[family], ['--noflush', '--wait'], text);
+  }
+
+  /** The family's restore session, when enabled and the node's iptables is the nft variant. */
+  private session(family: Family): Promise<RestoreSession | null> {
+    let session = this.sessions.get(family);
+    if (!session) {
+      const spawn = this.run.spawn;
+      session =
+        this.options.sessions && spawn
+          ? this.run(RESTORE[family], ['--version']).then(
+              (v) => (v.includes('nf_tables') ? new RestoreSession(spawn, RESTORE[family]) : null),
+              () => null,
+            )
+          : Promise.resolve(null);
+      this.sessions.set(family, session);
+    }
+    return session;
   }
 
   private async listSets(): Promise<Set<string>> {
@@ -261,7 +315,25 @@ export class PolicyApplier {
     return { chains, hooks };
   }
 
+  /**
+   * The kernel drops a set reference of a deleted rule in deferred work after the commit; with a
+   * long-lived restore session, destroying the set right away can find it still "in use" for a
+   * few tens of milliseconds (measured). So: retry what is left, with backoff, for about a second.
+   */
   private async destroySets(names: readonly string[]): Promise<void> {
-    await this.run('ipset', ['restore'], names.map((n) => `destroy ${n}`).join('\n') + '\n');
+    let left = names;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.run('ipset', ['restore'], left.map((n) => `destroy ${n}`).join('\n') + '\n');
+        return;
+      } catch (e) {
+        const inUse = e instanceof CommandError && /in use by a kernel component/.test(e.stderr);
+        if (!inUse || attempt >= DESTROY_RETRIES) throw e;
+        await new Promise((r) => setTimeout(r, 10 * 2 ** attempt));
+        const existing = await this.listSets();
+        left = left.filter((n) => existing.has(n));
+        if (left.length === 0) return;
+      }
+    }
   }
 }

@@ -21,6 +21,8 @@ export interface PolicyEngineOptions extends PolicyStateOptions {
   /** Runs iptables/ipset (hostRunner() on a node, netnsRunner(ns) in tests and the lab). */
   readonly runner: Runner;
   readonly logger?: Logger;
+  /** Long-lived iptables-restore processes between syncs (default true; iptables-nft only). */
+  readonly restoreSessions?: boolean;
 }
 
 export interface SyncResult extends ApplyStats {
@@ -50,7 +52,7 @@ export class PolicyEngine {
 
   constructor(options: PolicyEngineOptions) {
     this.state = new PolicyState(options);
-    this.applier = new PolicyApplier(options.runner);
+    this.applier = new PolicyApplier(options.runner, { sessions: options.restoreSessions ?? true });
     this.log = options.logger;
   }
 
@@ -174,12 +176,20 @@ export class PolicyEngine {
     return explain(this.state, { namespace, name }, query);
   }
 
-  /** Removes all of tern's chains, jumps and sets (uninstall). */
+  /** Removes all of tern's chains, jumps and sets (uninstall), and closes the engine. */
   async uninstall(): Promise<void> {
     this.stopDriftCheck();
     await this.tail.catch(() => undefined);
     await this.applier.removeAll(this.state.families);
     this.applied = null;
+    await this.applier.close();
+  }
+
+  /** Stops the drift check and the long-lived restore processes; the rules stay in place. */
+  async close(): Promise<void> {
+    this.stopDriftCheck();
+    await this.tail.catch(() => undefined);
+    await this.applier.close();
   }
 
   private isProgrammed(key: string): boolean {

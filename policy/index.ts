@@ -4,7 +4,7 @@ export * from './types.js';
 export { compile, type CompileInput, type Compiled } from './compile.js';
 export { PolicyState, type PolicyStateOptions } from './state.js';
 export { PolicyEngine, type PolicyEngineOptions, type SyncResult } from './engine.js';
-export { PolicyApplier, type ApplyStats, type KernelState } from './applier.js';
+export { PolicyApplier, type ApplyStats, type KernelState, type PolicyApplierOptions } from './applier.js';
 export {
   explain,
   formatExplanation,
@@ -13,7 +13,8 @@ export {
   type ExplainPeer,
   type Decision,
 } from './explain.js';
-export { hostRunner, netnsRunner, CommandError, type Runner } from './runner.js';
+export { hostRunner, netnsRunner, CommandError, type Runner, type LongLivedProcess } from './runner.js';
+export { RestoreSession } from './restore-session.js';
 export { policyPodFromResource, policyNamespaceFromResource } from './pod-input.js';
 export { networkPolicyRules, networkPolicyId } from './network-policy.js';
 export { restoreTexts, type RestoreTexts } from './restore-text.js';

@@ -1,8 +1,26 @@
 // How the applier runs iptables/ipset: on the host, or inside a network namespace (tests, lab).
+import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 
+/** A long-lived child with piped stdio; `exited` settles (never rejects) when it is gone. */
+export interface LongLivedProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly exited: Promise<{ exitCode: number | undefined; signal: string | undefined }>;
+  kill(): void;
+}
+
 /** Runs a command with optional stdin and returns stdout; rejects with stderr in the message. */
-export type Runner = (cmd: string, args: readonly string[], input?: string) => Promise<string>;
+export interface Runner {
+  (cmd: string, args: readonly string[], input?: string): Promise<string>;
+  /**
+   * Starts a long-lived process in the same place the calls run (host or namespace). Runners
+   * without it (test doubles) get one process per call.
+   */
+  readonly spawn?: (cmd: string, args: readonly string[]) => LongLivedProcess;
+}
 
 export class CommandError extends Error {
   constructor(
@@ -18,7 +36,7 @@ export class CommandError extends Error {
 }
 
 function execaRunner(prefix: readonly string[]): Runner {
-  return async (cmd, args, input) => {
+  const run = async (cmd: string, args: readonly string[], input?: string): Promise<string> => {
     const argv = [...prefix, cmd, ...args];
     const r = await execa(argv[0]!, argv.slice(1), {
       input: input ?? '',
@@ -30,6 +48,25 @@ function execaRunner(prefix: readonly string[]): Runner {
     }
     return String(r.stdout);
   };
+  const spawn = (cmd: string, args: readonly string[]): LongLivedProcess => {
+    const argv = [...prefix, cmd, ...args];
+    const child = execa(argv[0]!, argv.slice(1), { buffer: false, reject: false, stdin: 'pipe' });
+    // A session idles between transactions: it must not keep the agent (or a test) alive, and it
+    // exits by itself when we do (its stdin reaches EOF).
+    child.unref();
+    for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as Partial<Socket>).unref?.();
+    return {
+      stdin: child.stdin,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      exited: child.then(
+        (r) => ({ exitCode: r.exitCode, signal: r.signal }),
+        () => ({ exitCode: undefined, signal: undefined }),
+      ),
+      kill: () => child.kill(),
+    };
+  };
+  return Object.assign(run, { spawn });
 }
 
 export const hostRunner = (): Runner => execaRunner([]);

@@ -28,9 +28,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await engine?.close();
   await netns.cleanup();
 });
 
+let engine: PolicyEngine;
 const NODE = 'n1';
 function pod(name: string, ip: string, labels: Record<string, string>, local = true): PolicyPod {
   return {
@@ -65,8 +67,6 @@ async function foreignIntact(): Promise<void> {
 const ternLines = (save: string) => save.split('\n').filter((l) => l.includes('tern-'));
 
 describe('PolicyApplier and PolicyEngine against a real netfilter', () => {
-  let engine: PolicyEngine;
-
   test('applying, updating and removing leaves every foreign chain, rule and set intact', async () => {
     engine = new PolicyEngine({ nodeName: NODE, runner: netnsRunner(ns) });
     engine.upsertNamespace({ name: 'x', labels: {} });
@@ -100,6 +100,7 @@ describe('PolicyApplier and PolicyEngine against a real netfilter', () => {
     expect(ternLines(v4).filter((l) => /tern-p[ie]-|tern-w[ie]-/.test(l))).toEqual([]);
     expect((await sh('ipset', ['list', '-n'])).split('\n').filter((n) => n.startsWith('tern-'))).toEqual([]);
     await foreignIntact();
+    await engine.close(); // the old agent is gone: its restore processes with it
     engine = restarted;
   });
 

@@ -21,6 +21,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await engine?.close();
   await lab?.cleanup();
 });
 

@@ -17,6 +17,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await engine?.close();
   await lab?.cleanup();
 });
 
