@@ -11,9 +11,9 @@ import type { BgpLab, TernHandle } from '../../support/bgp-daemons.js';
 import { stopProcess, waitFor } from '../../support/netns.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
-const BUILD_DIR = path.join(tmpdir(), 'tern-bgp-tcp-security-build');
+export const BUILD_DIR = path.join(tmpdir(), 'tern-bgp-tcp-security-build');
 const MAIN = path.join(BUILD_DIR, 'bgp/main.js');
-const ADDON = path.join(ROOT, 'bgp/native/build/Release/tern_tcp.node');
+export const ADDON = path.join(ROOT, 'bgp/native/build/Release/tern_tcp.node');
 
 async function newest(dir: string): Promise<number> {
   let t = 0;
