@@ -461,9 +461,11 @@ export class BgpLab {
     const conf = path.join(d, 'bfdd.conf');
     const pidFile = path.join(d, 'bfdd.pid');
     await writeFile(conf, `log file ${d}/bfdd.log\nlog timestamp precision 6\n${config}`);
+    // bfdd has no -S: it runs as user frr, like zebra (which made the directory frr's).
     await this.netns.exec(ns, '/usr/lib/frr/bfdd', [
       '-d',
-      '-S',
+      '--bfdctl',
+      path.join(d, 'bfdd.sock'),
       '-f',
       conf,
       '-i',
