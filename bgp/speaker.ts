@@ -701,6 +701,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       if (familyOf(prefix) === family) this.exportTo(peer, prefix, best, true);
     }
     if (enhanced) peer.out.endRefreshAfterFlush(f);
+    this.log.debug({ peer: peer.options.address, afi: m.afi, enhanced }, 'route refresh request answered');
   }
 
   /** The peer's BoRR (RFC 7313 §4): its routes of `family` are stale until re-sent or EoRR. */
@@ -713,6 +714,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     const timer = setTimeout(() => this.endRefresh(peer, family, 'EoRR timer expired'), seconds * 1000);
     timer.unref();
     peer.refreshing.set(family, { stale, timer });
+    this.log.debug({ peer: peer.options.address, family, marked: stale.size }, 'BoRR received');
   }
 
   /** EoRR (or its timer): purges what was not re-sent; `why` undefined only forgets the state. */
@@ -726,8 +728,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       if (peer.rejected.delete(p)) continue;
       if (this.setRoute(p, peer.source, undefined)) peer.accepted--;
     }
-    if (r.stale.size)
-      this.log.info({ peer: peer.options.address, why, purged: r.stale.size }, 'unrefreshed routes purged');
+    this.log.info({ peer: peer.options.address, family, why, purged: r.stale.size }, 'route refresh ended');
   }
 
   private onUpdate(session: Session, u: UpdateMessage): void {

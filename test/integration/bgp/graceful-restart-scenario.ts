@@ -1,8 +1,9 @@
-// Graceful restart with a third-party daemon D (BIRD 2 or FRR) on one LAN, both roles:
+// Graceful restart with a third-party daemon D (BIRD 2, FRR or GoBGP) on one LAN, both roles:
 //  - tern restarting: kill -9 tern-bgp and start it again; D keeps tern's route through the gap
 //    (sampled every 200 ms), then receives it on the new session;
 //  - tern receiving: D restarts gracefully (BIRD: `birdc graceful restart`, started again with -R;
-//    FRR: kill -9 bgpd with preserve-fw-state, started again) announcing one prefix fewer; tern keeps both routes
+//    FRR: kill -9 bgpd with preserve-fw-state, started again; GoBGP: kill -9, started again with -r)
+//    announcing one prefix fewer; tern keeps both routes
 //    through the gap, then sweeps the one D did not re-announce after its End-of-RIB.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
@@ -16,7 +17,7 @@ const PT = '10.111.0.0/24';
 const PB = '10.112.0.0/24';
 const PX = '10.113.0.0/24';
 
-export type GrDaemonKind = 'bird' | 'frr';
+export type GrDaemonKind = 'bird' | 'frr' | 'gobgp';
 
 const birdConfig = (statics: string[]) => `router id ${B};
 protocol device { }
@@ -42,6 +43,28 @@ const frrConfig = (networks: string[]) => `router bgp 65002
  address-family ipv4 unicast
 ${networks.map((n) => `  network ${n}\n`).join('')} exit-address-family
 !
+`;
+
+const gobgpConfig = `[global.config]
+  as = 65002
+  router-id = "${B}"
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "${T}"
+    peer-as = 65001
+    admin-down = true
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 9
+    keepalive-interval = 1
+  [neighbors.graceful-restart.config]
+    enabled = true
+    restart-time = 60
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+    [neighbors.afi-safis.mp-graceful-restart.config]
+      enabled = true
 `;
 
 const ternConfig = {
@@ -73,7 +96,7 @@ async function sampleDuring(h: DaemonHandle, until: Promise<unknown>): Promise<S
 }
 
 /** Starts D (`restarting`: in its graceful-restart recovery mode) originating `prefixes`. */
-function startDaemon(
+async function startDaemon(
   lab: BgpLab,
   kind: GrDaemonKind,
   ns: string,
@@ -81,9 +104,20 @@ function startDaemon(
   prefixes: string[],
   restarting: boolean,
 ) {
-  return kind === 'bird'
-    ? lab.bird(ns, name, birdConfig(prefixes), restarting ? ['-R'] : [])
-    : lab.frr(ns, name, frrConfig(prefixes)); // FRR 8.4 has no restarting mode (-K came later)
+  if (kind === 'bird') return lab.bird(ns, name, birdConfig(prefixes), restarting ? ['-R'] : []);
+  if (kind === 'frr') return lab.frr(ns, name, frrConfig(prefixes)); // FRR 8.4 has no restarting mode (-K came later)
+  const d = await lab.gobgp(ns, name, gobgpConfig, restarting ? ['-r'] : []);
+  // GoBGP originates through its API only: the session starts administratively down and is enabled
+  // once the prefixes are in, so that its End-of-RIB (sent at once after a restart) covers them.
+  for (const p of prefixes) await d.originate(p);
+  await execa('gobgp', [
+    '--target',
+    `unix://${path.join(lab.dir, name, 'gobgp.sock')}`,
+    'neighbor',
+    T,
+    'enable',
+  ]);
+  return d;
 }
 
 /** D goes down the way it would for a graceful restart (its routes' forwarding state kept). */
