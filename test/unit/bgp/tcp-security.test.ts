@@ -180,6 +180,27 @@ describe('MD5-signed connects over loopback', () => {
   });
 });
 
+describe('TTL and minimum TTL over loopback (loopback does not decrement the TTL)', () => {
+  for (const [family, host] of [
+    ['IPv4', '127.0.4.31'],
+    ['IPv6', '::1'],
+  ] as const) {
+    it(`${family}: a minimum TTL of 255 accepts a listener that answers with TTL 255 and drops one at the default 64`, async () => {
+      const gtsm = await listen(host);
+      setTtl(fdOf(gtsm.server), 255);
+      const sock = await secureConnect({ host, port: gtsm.port, ttl: 255, minTtl: 255, timeoutMs: 5000 })
+        .socket;
+      cleanups.push(() => sock.destroy());
+      expect(await new Promise<string>((r) => sock.once('data', (d) => r(String(d))))).toBe('hello');
+
+      const plain = await listen(host); // SYN-ACK with the default TTL / hop limit (64)
+      await expect(
+        secureConnect({ host, port: plain.port, ttl: 255, minTtl: 255, timeoutMs: 1500 }).socket,
+      ).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    });
+  }
+});
+
 describe('two speakers with TCP MD5 over loopback', () => {
   const speakers: BgpSpeaker[] = [];
   afterEach(async () => {
