@@ -45,7 +45,7 @@ fi
 addon=bgp/native/build/Release/tern_tcp.node
 if [ ! -f "$addon" ] || [ -n "$(find bgp/native -maxdepth 1 \( -name '*.cc' -o -name binding.gyp \) -newer "$addon")" ]; then
   echo "setup: building the TCP MD5/GTSM addon"
-  (cd bgp/native && npx --no-install node-gyp rebuild --nodedir=/usr --loglevel=warn)
+  (cd bgp/native && npx --no-install node-gyp rebuild --nodedir=/usr --loglevel=warn >/dev/null)
 fi
 
 npm run --silent build
