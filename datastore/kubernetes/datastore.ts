@@ -27,6 +27,8 @@ export interface KubernetesDatastoreOptions extends KubeConnection {
   retries?: number;
   /** Backoff between watch reconnects; default 100 ms → 5 s. */
   watchBackoff?: BackoffOptions;
+  /** Watch streams are renewed after a random [min, 2·min) s; default 300 (see KubeWatchOptions). */
+  watchMinTimeoutSeconds?: number;
   /** Objects per list page (limit/continue); default 500. */
   listPageSize?: number;
   logger?: Logger;
@@ -61,6 +63,7 @@ export class KubernetesDatastore implements Datastore {
   private readonly watches = new Set<KubeWatch<Kind>>();
   private readonly backoff: BackoffOptions;
   private readonly pageSize: number;
+  private readonly watchMinTimeoutSeconds: number | undefined;
 
   constructor(options: KubernetesDatastoreOptions = {}) {
     this.kubeConfig = loadKubeConfig(options);
@@ -71,6 +74,7 @@ export class KubernetesDatastore implements Datastore {
     this.log = options.logger ?? createLogger('datastore-kubernetes');
     this.backoff = options.watchBackoff ?? { initialMs: 100, maxMs: 5000 };
     this.pageSize = options.listPageSize ?? 500;
+    this.watchMinTimeoutSeconds = options.watchMinTimeoutSeconds;
   }
 
   /** The API server this store talks to. */
@@ -151,6 +155,7 @@ export class KubernetesDatastore implements Datastore {
         fromRevision,
         onEvent,
         backoff: this.backoff,
+        minTimeoutSeconds: this.watchMinTimeoutSeconds,
         log,
       });
       this.watches.add(watch as unknown as KubeWatch<Kind>);

@@ -25,6 +25,13 @@ export interface KubeWatchOptions<K extends Kind> {
   fromRevision: string;
   onEvent: (event: WatchEvent<K>) => void;
   backoff: BackoffOptions;
+  /**
+   * Each stream asks the server to end it after a random time in [min, 2·min) s, as client-go
+   * does, and is abandoned if it has not ended min(30, min) s after that: a connection that died without
+   * a FIN or RST (a vanished API server node) is noticed within minutes, not TCP keepalive's
+   * eleven. Default 300.
+   */
+  minTimeoutSeconds?: number;
   log: Logger;
 }
 
@@ -43,6 +50,7 @@ export class KubeWatch<K extends Kind> {
   private ended = false;
   private controller: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
   private failures = 0;
   /** Bumped per stream, so a late callback of an abandoned stream is ignored. */
   private stream = 0;
@@ -64,7 +72,19 @@ export class KubeWatch<K extends Kind> {
     const stream = ++this.stream;
     this.connects++;
     const live = () => stream === this.stream && !this.ended;
-    const query = { resourceVersion: this.resumeFrom, allowWatchBookmarks: true };
+    const min = this.o.minTimeoutSeconds ?? 300;
+    const timeoutSeconds = Math.floor(min + Math.random() * min);
+    const query = { resourceVersion: this.resumeFrom, allowWatchBookmarks: true, timeoutSeconds };
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(
+      () => {
+        if (!live()) return;
+        this.o.log.warn({ timeoutSeconds }, 'watch stream outlived its timeout; reopening');
+        this.reopen();
+      },
+      (timeoutSeconds + Math.min(30, min)) * 1000,
+    );
+    this.deadline.unref();
     this.client
       .watch(
         this.o.path,
@@ -126,6 +146,7 @@ export class KubeWatch<K extends Kind> {
 
   private onStreamEnd(err: unknown): void {
     this.stream++;
+    clearTimeout(this.deadline);
     this.controller = undefined;
     const status = (err as { statusCode?: unknown } | null)?.statusCode;
     if (status === 410) {
@@ -171,6 +192,7 @@ export class KubeWatch<K extends Kind> {
     this.ended = true;
     this.stream++;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.deadline);
     this.controller?.abort();
     this.controller = undefined;
   }

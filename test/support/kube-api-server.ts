@@ -29,6 +29,8 @@ interface OpenWatch {
   res: http.ServerResponse;
   /** When set, the next event is written only half and the connection then cut. */
   cutMidway: boolean;
+  /** A dead connection: nothing more is written, and the stream never ends (not even at timeoutSeconds). */
+  frozen: boolean;
 }
 
 export interface KubeApiServer {
@@ -43,6 +45,8 @@ export interface KubeApiServer {
   cutWatches(url?: string): number;
   /** The next event on each open watch is written half, then the connection is reset. */
   cutWatchesMidEvent(url?: string): number;
+  /** Makes every open watch stream a dead connection that stays open silently. Returns how many. */
+  freezeWatches(url?: string): number;
   /** Events written half before a cut (cutWatchesMidEvent taking effect). */
   readonly midEventCuts: () => number;
   /** The highest resourceVersion a BOOKMARK has carried to the tenant's watches (0: none yet). */
@@ -262,9 +266,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     }
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
-    const w: OpenWatch = { tenant, res, cutMidway: false };
+    const w: OpenWatch = { tenant, res, cutMidway: false, frozen: false };
     watches.add(w);
     const write = (line: string) => {
+      if (w.frozen) return;
       if (w.cutMidway) {
         res.write(line.slice(0, Math.floor(line.length / 2)));
         midEventCuts++;
@@ -300,7 +305,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
           }, bookmarkMs)
         : undefined;
     const timeoutSeconds = Number(q.get('timeoutSeconds') ?? '0');
-    const timeout = timeoutSeconds > 0 ? setTimeout(() => res.end(), timeoutSeconds * 1000) : undefined;
+    const timeout =
+      timeoutSeconds > 0
+        ? setTimeout(() => {
+            if (!w.frozen) res.end();
+          }, timeoutSeconds * 1000)
+        : undefined;
     res.on('close', () => {
       tenant.subscribers.delete(sub);
       clearInterval(bookmarks);
@@ -332,6 +342,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     cutWatchesMidEvent(url) {
       const ws = watchesOf(url);
       for (const w of ws) w.cutMidway = true;
+      return ws.length;
+    },
+    freezeWatches(url) {
+      const ws = watchesOf(url);
+      for (const w of ws) w.frozen = true;
       return ws.length;
     },
     openWatches: (url) => watchesOf(url).length,

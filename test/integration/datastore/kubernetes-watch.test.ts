@@ -160,6 +160,33 @@ describe('kubernetes datastore: watch and list protocol', () => {
     },
   );
 
+  it('renews a stream the server ends at its timeoutSeconds, and abandons one that went silent, missing nothing', async () => {
+    const store = new KubernetesDatastore({
+      server: server.newTenant(),
+      logger: quiet,
+      watchBackoff: { initialMs: 10, maxMs: 200 },
+      watchMinTimeoutSeconds: 1, // streams of 1–2 s, abandoned 1 s after that if still open
+    });
+    stores.push(store);
+    const { revision } = await store.list('Namespace');
+    const w = recorder(store, 'Namespace', revision);
+    const watchesAtStart = server.requests.WATCH ?? 0;
+    await store.create(namespace('t0'));
+    await waitFor('a renewed stream', () => (server.requests.WATCH ?? 0) >= watchesAtStart + 2, 10_000, 20);
+    await store.create(namespace('t1'));
+    await waitFor('t1', () => w.events.length >= 2, 5000, 10);
+
+    // The connection dies silently: the server writes nothing more and never ends the stream.
+    expect(server.freezeWatches(store.server)).toBe(1);
+    const watchesAtFreeze = server.requests.WATCH ?? 0;
+    await store.create(namespace('t2'));
+    await store.create(namespace('t3'));
+    await waitFor('events after the silent stream was abandoned', () => w.events.length >= 4, 15_000, 20);
+    await w.watch.close();
+    expect(server.requests.WATCH ?? 0).toBeGreaterThan(watchesAtFreeze);
+    expect(w.events).toEqual(['added t0', 'added t1', 'added t2', 'added t3']);
+  });
+
   it('a watch without fromRevision delivers only changes made after it started, not the current state', async () => {
     const store = open();
     await store.create(namespace('before'));
