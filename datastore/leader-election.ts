@@ -54,6 +54,16 @@ export interface LeaderElectorOptions {
   renewDeadlineMs?: number;
   /** Between attempts to acquire or renew; default 2 000 ms. */
   retryPeriodMs?: number;
+  /**
+   * While another holder's claim is live, how often to look at the Lease again; default the lease
+   * duration, jittered by ±10 %. Every node of a DaemonSet is a contender: polling at the lease
+   * duration rather than the retry period keeps the reads at (nodes / lease duration) per
+   * second. It only delays a takeover (a change seen late makes the wait measured from it
+   * longer, never shorter).
+   */
+  followerPollMs?: number;
+  /** Jitter source in [0, 1); default Math.random. */
+  random?: () => number;
   /** On stop, hand the Lease back (holder cleared) so another takes over at once; default true. */
   releaseOnStop?: boolean;
   onStartedLeading?: () => void;
@@ -81,6 +91,7 @@ export class LeaderElector {
   private readonly leaseDurationMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
+  private readonly followerPollMs: number;
   private readonly releaseOnStop: boolean;
   private leading = false;
   /** Local time of the last successful acquire or renew. */
@@ -98,6 +109,7 @@ export class LeaderElector {
     this.leaseDurationMs = options.leaseDurationMs ?? LEADER_ELECTION_DEFAULTS.leaseDurationMs;
     this.renewDeadlineMs = options.renewDeadlineMs ?? LEADER_ELECTION_DEFAULTS.renewDeadlineMs;
     this.retryPeriodMs = options.retryPeriodMs ?? LEADER_ELECTION_DEFAULTS.retryPeriodMs;
+    this.followerPollMs = options.followerPollMs ?? this.leaseDurationMs;
     this.releaseOnStop = options.releaseOnStop ?? true;
     if (!this.identity) throw new ValidationError('identity', 'must not be empty');
     if (this.leaseDurationMs < 1000 || this.leaseDurationMs % 1000 !== 0)
@@ -109,6 +121,7 @@ export class LeaderElector {
       throw new ValidationError('renewDeadlineMs', 'must be shorter than the lease duration');
     if (!(this.retryPeriodMs > 0 && this.retryPeriodMs < this.renewDeadlineMs))
       throw new ValidationError('retryPeriodMs', 'must be positive and shorter than the renew deadline');
+    if (!(this.followerPollMs > 0)) throw new ValidationError('followerPollMs', 'must be positive');
   }
 
   /**
@@ -158,7 +171,9 @@ export class LeaderElector {
       ) {
         this.stepDown(result === 'held-by-other' ? 'another holder took the Lease' : 'renew deadline passed');
       }
-      await this.clock.sleep(this.retryPeriodMs, signal);
+      const follower = result === 'held-by-other' && !this.leading;
+      const jitter = 0.9 + 0.2 * (this.options.random ?? Math.random)();
+      await this.clock.sleep(follower ? this.followerPollMs * jitter : this.retryPeriodMs, signal);
     }
   }
 

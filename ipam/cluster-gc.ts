@@ -10,7 +10,7 @@
 // is still so in a fresh read of the pod (and node) right before the free. The free itself
 // matches the allocation's container ID and interface, so an address a new pod of the same
 // name got meanwhile (new sandbox, new container ID) is a different allocation and stays.
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { systemClock, type Clock } from '../datastore/leader-election.js';
 import type { Datastore } from '../datastore/types.js';
 import { createLogger, type Logger } from '../model/log.js';
@@ -124,6 +124,15 @@ export class ClusterGc {
         help: 'Cluster IPAM garbage collection passes run by the leader, by result',
         labelNames: ['result'],
         registers,
+      });
+      const isLeader = options.isLeader;
+      new Gauge({
+        name: 'tern_ipam_gc_leader',
+        help: '1 while this agent holds the IPAM GC Lease (runs the cluster IPAM garbage collection)',
+        registers,
+        collect() {
+          this.set(isLeader() ? 1 : 0);
+        },
       });
     }
   }

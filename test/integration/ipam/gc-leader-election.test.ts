@@ -2,7 +2,7 @@
 // etcd client, as agents on separate nodes would, so only etcd's compare-and-swap decides.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdDatastore } from '../../../datastore/etcd.js';
-import { LeaderElector } from '../../../datastore/leader-election.js';
+import { LeaderElector, type LeaderElectorOptions } from '../../../datastore/leader-election.js';
 import type { Datastore } from '../../../datastore/types.js';
 import { ClusterGc } from '../../../ipam/cluster-gc.js';
 import { Ipam } from '../../../ipam/index.js';
@@ -37,7 +37,12 @@ function cluster() {
     opened.push(ds);
     return ds;
   };
-  const elector = (identity: string, ds = client(), releaseOnStop = true, timing = TIMING) => {
+  const elector = (
+    identity: string,
+    ds = client(),
+    releaseOnStop = true,
+    timing: Partial<LeaderElectorOptions> = TIMING,
+  ) => {
     const e = new LeaderElector({
       datastore: ds,
       ...LEASE,
@@ -106,7 +111,7 @@ describe('LeaderElector on etcd', () => {
     const { client, elector } = cluster();
     const store = client();
     // A lease far longer than the wait below: only a hand-back lets b lead in time.
-    const long = { ...TIMING, leaseDurationMs: 120_000 };
+    const long = { ...TIMING, leaseDurationMs: 120_000, followerPollMs: 500 };
     const a = elector('agent-a', client(), true, long);
     a.start();
     await waitFor('agent-a leads', () => a.isLeader(), 10_000, 20);

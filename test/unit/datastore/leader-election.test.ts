@@ -96,7 +96,8 @@ describe('LeaderElector on the memory datastore (fake clock)', () => {
       expect(b.e.isLeader()).toBe(false);
       await clock.advance(500);
     }
-    await clock.advance(TIMING.retryPeriodMs * 2);
+    // A follower looks once per lease duration (±10 %): at most one more look.
+    await clock.advance(TIMING.leaseDurationMs * 1.1 + TIMING.retryPeriodMs);
     expect(b.e.isLeader()).toBe(true);
     expect(b.events).toEqual(['started']);
     const lease = await ds.get('Lease', LEASE);
@@ -104,11 +105,11 @@ describe('LeaderElector on the memory datastore (fake clock)', () => {
     expect(lease?.spec?.leaseTransitions).toBe(1);
   });
 
-  it('a leader that stops hands the Lease back, and the other takes over within a retry period', async () => {
+  it('a leader that stops hands the Lease back, and the other takes over at its next look, not a lease later', async () => {
     const ds = new MemoryDatastore();
     const clock = new FakeClock();
     const a = elector('node-a', ds, clock);
-    const b = elector('node-b', ds, clock);
+    const b = elector('node-b', ds, clock, { followerPollMs: 5_000, random: () => 0.5 });
     a.e.start();
     await clock.advance(0);
     b.e.start();
@@ -116,8 +117,37 @@ describe('LeaderElector on the memory datastore (fake clock)', () => {
     await a.e.stop();
     expect(a.events).toEqual(['started', 'stopped']);
     expect((await ds.get('Lease', LEASE))?.spec?.holderIdentity).toBe('');
-    await clock.advance(TIMING.retryPeriodMs);
+    const stoppedAt = clock.now();
+    await clock.advance(5_000);
     expect(b.e.isLeader()).toBe(true);
+    expect(clock.now() - stoppedAt).toBeLessThan(TIMING.leaseDurationMs);
+  });
+
+  it('a follower reads the Lease once per lease duration, not once per retry period (every node campaigns)', async () => {
+    const store = new MemoryDatastore();
+    const clock = new FakeClock();
+    const counted = (inner: Datastore) => {
+      const reads = { n: 0 };
+      const ds = Object.create(inner) as Datastore;
+      ds.get = (kind, key) => {
+        reads.n++;
+        return inner.get(kind, key);
+      };
+      return { ds, reads };
+    };
+    const ra = counted(store);
+    const rb = counted(store);
+    const a = elector('node-a', ra.ds, clock);
+    a.e.start();
+    await clock.advance(0);
+    const b = elector('node-b', rb.ds, clock);
+    b.e.start();
+    await clock.advance(150_000);
+    expect(a.e.isLeader()).toBe(true);
+    expect(b.e.isLeader()).toBe(false);
+    // 150 s: the leader renews every 2 s (~75 reads); the follower looks every 15 s ± 10 %.
+    expect(rb.reads.n).toBeLessThanOrEqual(Math.ceil(150_000 / (TIMING.leaseDurationMs * 0.9)) + 1);
+    expect(ra.reads.n).toBeGreaterThan(rb.reads.n * 5);
   });
 
   it('a leader that cannot renew steps down when the renew deadline passes, not before', async () => {

@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../../datastore/leader-election.js';
 import { MemoryDatastore } from '../../../datastore/memory.js';
@@ -280,5 +281,24 @@ describe('cluster IPAM GC: one runner per cluster', () => {
     for (const e of electors) await e.stop();
     expect(ran.filter((n) => n > 0)).toHaveLength(1);
     expect(ran[0]! + ran[1]!).toBe(10);
+  });
+});
+
+describe('cluster IPAM GC metrics', () => {
+  it('counts freed addresses by reason and shows whether this agent is the leader', async () => {
+    const { ds, clock, gcOn, runPod } = await cluster();
+    const registry = new Registry();
+    let leading = true;
+    const gc = gcOn(ds, { registry, isLeader: () => leading });
+    await runPod('web', 'n1');
+    await deletePod(ds, 'web');
+    await gc.runOnce();
+    await clock.advance(GRACE);
+    await gc.runOnce();
+    const text = await registry.metrics();
+    expect(text).toContain('tern_ipam_gc_freed_addresses_total{reason="pod-missing"} 1');
+    expect(text).toContain('tern_ipam_gc_leader 1');
+    leading = false;
+    expect(await registry.metrics()).toContain('tern_ipam_gc_leader 0');
   });
 });
