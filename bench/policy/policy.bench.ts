@@ -5,141 +5,10 @@ import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { hostVethName, type NetworkPolicy } from '../../model/index.js';
-import {
-  compile,
-  netnsRunner,
-  PolicyApplier,
-  PolicyEngine,
-  type Compiled,
-  type PolicyNamespace,
-  type PolicyPod,
-} from '../../policy/index.js';
+import { compile, netnsRunner, PolicyApplier, PolicyEngine, type Compiled } from '../../policy/index.js';
 import { NetnsSet, stopProcess } from '../../test/support/netns.js';
 import { LAB_NODE, PolicyLab } from '../../test/support/policy-lab.js';
-
-const PODS = 1000;
-const POLICIES = 500;
-const NAMESPACES = 20;
-const LOCAL = 110;
-
-// ---- a deterministic cluster ------------------------------------------------------------------
-
-let seed = 42;
-const rand = (n: number) => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed % n;
-};
-const apps = Array.from({ length: 10 }, (_, i) => `app${i}`);
-const tiers = ['web', 'api', 'db'];
-
-function cluster(lab: PolicyLab): {
-  pods: PolicyPod[];
-  namespaces: PolicyNamespace[];
-  policies: NetworkPolicy[];
-} {
-  const namespaces = Array.from({ length: NAMESPACES }, (_, i) => ({
-    name: `ns${i}`,
-    labels: { team: `team${i % 5}`, env: i % 2 ? 'prod' : 'dev' },
-  }));
-  const client = lab.policyPod(lab.pod('ns0/client'), { app: 'app0', tier: 'web' });
-  const server = lab.policyPod(lab.pod('ns0/server'), { app: 'app0', tier: 'db' });
-  const pods: PolicyPod[] = [client, server];
-  for (let i = pods.length; i < PODS; i++) {
-    const local = i < LOCAL;
-    pods.push({
-      namespace: `ns${i % NAMESPACES}`,
-      name: `pod${i}`,
-      labels: { app: apps[rand(apps.length)]!, tier: tiers[rand(3)]!, idx: String(i) },
-      ips: [`10.60.${i >> 8}.${i & 255}`, `fd00:60::${i.toString(16)}`],
-      node: local ? LAB_NODE : `node${i % 9}`,
-      ports: [
-        { name: 'http', port: 8080, protocol: 'TCP' },
-        { name: 'metrics', port: 9090, protocol: 'TCP' },
-      ],
-      hostInterfaces: local ? [hostVethName(`ns${i % NAMESPACES}`, `pod${i}`, 'eth0')] : [],
-    });
-  }
-  const policies: NetworkPolicy[] = [];
-  for (let i = 0; i < POLICIES; i++) {
-    const ns = `ns${i % NAMESPACES}`;
-    const app = apps[rand(apps.length)]!;
-    const kind = i % 5;
-    const spec: NetworkPolicy['spec'] =
-      kind === 0
-        ? {
-            podSelector: { matchLabels: { app } },
-            ingress: [
-              {
-                from: [{ podSelector: { matchLabels: { tier: tiers[rand(3)]! } } }],
-                ports: [{ port: 'http' }],
-              },
-            ],
-          }
-        : kind === 1
-          ? {
-              podSelector: { matchLabels: { app, tier: 'db' } },
-              ingress: [
-                {
-                  from: [
-                    {
-                      namespaceSelector: { matchLabels: { team: `team${rand(5)}` } },
-                      podSelector: { matchLabels: { tier: 'api' } },
-                    },
-                  ],
-                  ports: [{ port: 5432 }, { port: 6000, endPort: 6100 }],
-                },
-              ],
-            }
-          : kind === 2
-            ? {
-                podSelector: { matchLabels: { app } },
-                ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: [`10.60.${rand(4)}.0/24`] } }] }],
-              }
-            : kind === 3
-              ? {
-                  podSelector: {
-                    matchExpressions: [{ key: 'tier', operator: 'In', values: ['web', 'api'] }],
-                  },
-                  policyTypes: ['Egress'],
-                  egress: [
-                    { to: [{ namespaceSelector: { matchLabels: { env: 'prod' } } }] },
-                    { ports: [{ protocol: 'UDP', port: 53 }] },
-                  ],
-                }
-              : {
-                  podSelector: { matchLabels: { app } },
-                  ingress: [
-                    {
-                      from: [
-                        { podSelector: { matchLabels: { app: apps[rand(apps.length)]! } } },
-                        { namespaceSelector: { matchLabels: { env: 'dev' } } },
-                      ],
-                      ports: [{ port: 'metrics' }, { protocol: 'UDP', port: 8125 }],
-                    },
-                  ],
-                };
-    policies.push({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'NetworkPolicy',
-      metadata: { namespace: ns, name: `pol${i}` },
-      spec,
-    });
-  }
-  // Whatever else selects them, the client may talk to the server on 7000.
-  policies.push({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { namespace: 'ns0', name: 'client-to-server' },
-    spec: {
-      podSelector: { matchLabels: { app: 'app0' } },
-      policyTypes: ['Ingress', 'Egress'],
-      ingress: [{ from: [{ podSelector: { matchLabels: { tier: 'web' } } }], ports: [{ port: 7000 }] }],
-      egress: [{ to: [{ podSelector: { matchLabels: { tier: 'db' } } }], ports: [{ port: 7000 }] }],
-    },
-  });
-  return { pods, namespaces, policies };
-}
+import { apps, benchCluster, LOCAL, NAMESPACES, PODS, tiers } from './cluster.js';
 
 // ---- measurement helpers ----------------------------------------------------------------------
 
@@ -219,7 +88,11 @@ async function rate(mode: 'rr' | 'conn', ms = 1500): Promise<number> {
 }
 
 test('policy bench: 1000 pods, 500 policies', async () => {
-  const input = cluster(lab);
+  const input = benchCluster(
+    LAB_NODE,
+    lab.policyPod(lab.pod('ns0/client'), { app: 'app0', tier: 'web' }),
+    lab.policyPod(lab.pod('ns0/server'), { app: 'app0', tier: 'db' }),
+  );
   const rows: [string, string, string, string][] = [];
   const fmt = (x: number, unit: string) => `${x.toFixed(x < 10 ? 2 : 0)} ${unit}`;
 
@@ -252,12 +125,18 @@ test('policy bench: 1000 pods, 500 policies', async () => {
     '-',
   ]);
 
-  // Apply from scratch: tern's applier vs raw restore of the same text, each in a fresh namespace.
+  // Apply from scratch: tern's applier (one process per call, and through restore sessions) vs raw
+  // restore of the same text, each in a fresh namespace.
   const ternMs: number[] = [];
+  const sessionMs: number[] = [];
   const rawMs: number[] = [];
   for (let i = 0; i < 3; i++) {
     const a = await scratch.add(`apply-t${i}`);
     ternMs.push(await timed(() => new PolicyApplier(netnsRunner(a)).applyFull(compiled.desired)));
+    const c = await scratch.add(`apply-s${i}`);
+    const withSessions = new PolicyApplier(netnsRunner(c), { sessions: true });
+    sessionMs.push(await timed(() => withSessions.applyFull(compiled.desired)));
+    await withSessions.close();
     const b = await scratch.add(`apply-r${i}`);
     const run = netnsRunner(b);
     rawMs.push(
@@ -270,25 +149,39 @@ test('policy bench: 1000 pods, 500 policies', async () => {
       }),
     );
     expect(await new PolicyApplier(netnsRunner(a)).drift(compiled.desired)).toEqual([]);
+    expect(await new PolicyApplier(netnsRunner(c)).drift(compiled.desired)).toEqual([]);
   }
   await scratch.cleanup();
   rows.push([
-    'apply (full, from empty)',
+    'apply (full, from empty), one process per call',
     fmt(median(ternMs), 'ms'),
     fmt(median(rawMs), 'ms'),
     (median(ternMs) / median(rawMs)).toFixed(2) + '×',
+  ]);
+  rows.push([
+    'apply (full, from empty), restore sessions (started cold)',
+    fmt(median(sessionMs), 'ms'),
+    fmt(median(rawMs), 'ms'),
+    (median(sessionMs) / median(rawMs)).toFixed(2) + '×',
   ]);
 
   // Rates without policy.
   const base = { rr: [] as number[], conn: [] as number[] };
   const withPolicy = { rr: [] as number[], conn: [] as number[] };
 
-  // The engine on the lab node: full state, then label changes.
-  const engine = new PolicyEngine({ nodeName: LAB_NODE, runner: lab.runner });
-  for (const ns of input.namespaces) engine.upsertNamespace(ns);
-  for (const p of input.pods) engine.upsertPod(p);
-  for (const p of input.policies) engine.upsertPolicy(p);
-  const first = await engine.sync();
+  // The engine on the lab node: full state, then label changes. The reference for label changes
+  // is the same engine with one restore process per call (restoreSessions: false), measured in
+  // alternating blocks on the same node so that the machine's load hits both alike; a block
+  // starts with checkDrift(), which puts that engine's view back in full.
+  const loaded = async (restoreSessions: boolean) => {
+    const e = new PolicyEngine({ nodeName: LAB_NODE, runner: lab.runner, restoreSessions });
+    for (const ns of input.namespaces) e.upsertNamespace(ns);
+    for (const p of input.pods) e.upsertPod(p);
+    for (const p of input.policies) e.upsertPolicy(p);
+    return { engine: e, first: await e.sync() };
+  };
+  const reference = await loaded(false);
+  const { engine, first } = await loaded(true);
   expect(
     engine.explain('ns0', 'server', { from: { pod: { namespace: 'ns0', name: 'client' } }, port: 7000 })
       .verdict,
@@ -297,45 +190,76 @@ test('policy bench: 1000 pods, 500 policies', async () => {
     engine.explain('ns0', 'server', { from: { pod: { namespace: 'ns0', name: 'client' } }, port: 7001 })
       .verdict,
   ).toBe('deny');
-  rows.push(['engine first sync (render+apply)', fmt(first.durationMs, 'ms'), '-', '-']);
+  rows.push([
+    'engine first sync (render+apply), from empty node',
+    fmt(reference.first.durationMs, 'ms'),
+    '-',
+    '-',
+  ]);
+  rows.push([
+    'engine first sync over that state (agent restart adopting it)',
+    fmt(first.durationMs, 'ms'),
+    '-',
+    '-',
+  ]);
 
-  // One label change of a remote pod: it moves between selector sets (ipset add/del only).
-  const mover = input.pods[500]!;
-  const remoteMs: number[] = [];
-  let ops = 0;
-  for (let i = 0; i < 21; i++) {
-    const t0 = performance.now();
-    engine.upsertPod({
-      ...mover,
-      labels: { ...mover.labels, app: apps[i % apps.length]!, tier: tiers[i % 3]! },
-    });
-    const r = await engine.sync();
-    remoteMs.push(performance.now() - t0);
-    expect(r.chainsWritten).toBe(0);
-    ops += r.setMemberOps;
+  // Three kinds of label change: a remote pod moving between selector sets (ipset only); a local
+  // pod whose selection changes (its chains are rewritten; pod 50: no set it is in changes); a
+  // local pod whose selection and set membership both change (pod 64: ipset and iptables).
+  const changes = [
+    {
+      label: 'remote pod (sets only)',
+      pod: input.pods[500]!,
+      labels: (i: number) => ({ app: apps[i % apps.length]!, tier: tiers[i % 3]! }),
+    },
+    {
+      label: 'local pod, selection changes',
+      pod: input.pods[50]!,
+      labels: (i: number) => ({ app: apps[i % apps.length]! }),
+    },
+    {
+      label: 'local pod, selection and sets change',
+      pod: input.pods[64]!,
+      labels: (i: number) => ({ app: apps[i % apps.length]! }),
+    },
+  ];
+  const skew: number[] = [];
+  for (const change of changes) {
+    const ms = { sessions: [] as number[], oneShot: [] as number[] };
+    let chains = 0;
+    let setOps = 0;
+    for (let block = 0; block < 4; block++) {
+      const sessions = block % 2 === 1;
+      const e = sessions ? engine : reference.engine;
+      await e.checkDrift();
+      for (let i = 0; i < 11; i++) {
+        const t0 = performance.now();
+        e.upsertPod({ ...change.pod, labels: { ...change.pod.labels, ...change.labels(block * 11 + i) } });
+        const r = await e.sync();
+        (sessions ? ms.sessions : ms.oneShot).push(performance.now() - t0);
+        chains += r.chainsWritten;
+        setOps += r.setMemberOps + r.setsWritten;
+        if (sessions && r.chainsWritten > 0) skew.push(r.familySkewMs);
+      }
+    }
+    // Each kind did what it says: the remote one never touched a chain, the local ones did.
+    if (change.label.startsWith('remote')) expect(chains).toBe(0);
+    else expect(chains).toBeGreaterThan(0);
+    if (!change.label.endsWith('selection changes')) expect(setOps).toBeGreaterThan(0);
+    rows.push([
+      `label change, ${change.label} (p50 / p95)`,
+      `${fmt(median(ms.sessions), 'ms')} / ${fmt(p95(ms.sessions), 'ms')}`,
+      `${fmt(median(ms.oneShot), 'ms')} / ${fmt(p95(ms.oneShot), 'ms')}`,
+      (median(ms.sessions) / median(ms.oneShot)).toFixed(2) + '×',
+    ]);
   }
-  expect(ops).toBeGreaterThan(0);
   rows.push([
-    'label change, remote pod (p50 / p95)',
-    `${fmt(median(remoteMs), 'ms')} / ${fmt(p95(remoteMs), 'ms')}`,
+    'IPv4 vs IPv6 chain commit skew, local changes (p50 / max)',
+    `${fmt(median(skew), 'ms')} / ${fmt(Math.max(...skew), 'ms')}`,
     '-',
     '-',
   ]);
-  // One label change of a local pod that changes which policies select it (rewrites its chains).
-  const local = input.pods[50]!;
-  const localMs: number[] = [];
-  for (let i = 0; i < 21; i++) {
-    const t0 = performance.now();
-    engine.upsertPod({ ...local, labels: { ...local.labels, app: apps[i % apps.length]! } });
-    await engine.sync();
-    localMs.push(performance.now() - t0);
-  }
-  rows.push([
-    'label change, local pod (p50 / p95)',
-    `${fmt(median(localMs), 'ms')} / ${fmt(p95(localMs), 'ms')}`,
-    '-',
-    '-',
-  ]);
+  await reference.engine.close();
   expect(await engine.checkDrift()).toEqual([]);
 
   // Rates, many short rounds interleaved so that the (shared, busy) machine's load hits both
@@ -380,7 +304,7 @@ test('policy bench: 1000 pods, 500 policies', async () => {
   const header: [string, string, string, string] = [
     'measure',
     'tern',
-    'reference (raw / no policy)',
+    'reference (raw / no policy / one process per call)',
     'ratio',
   ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
