@@ -60,7 +60,7 @@ export class KubernetesDatastore implements Datastore {
   readonly kubeConfig: KubeConfig;
   private readonly transport: KubeTransport;
   private readonly log: Logger;
-  private readonly watches = new Set<KubeWatch<Kind>>();
+  private readonly watches = new Set<Watch>();
   private readonly backoff: BackoffOptions;
   private readonly pageSize: number;
   private readonly watchMinTimeoutSeconds: number | undefined;
@@ -147,6 +147,14 @@ export class KubernetesDatastore implements Datastore {
     const log = this.log.child({ watch: kind, namespace: options.namespace });
     let watch: KubeWatch<K> | undefined;
     let closed = false;
+    const handle: Watch = {
+      close: async () => {
+        closed = true;
+        this.watches.delete(handle);
+        await watch?.close();
+      },
+    };
+    this.watches.add(handle);
     const start = (fromRevision: string) => {
       if (closed) return;
       watch = new KubeWatch(this.kubeConfig, {
@@ -158,7 +166,6 @@ export class KubernetesDatastore implements Datastore {
         minTimeoutSeconds: this.watchMinTimeoutSeconds,
         log,
       });
-      this.watches.add(watch as unknown as KubeWatch<Kind>);
     };
     if (options.fromRevision !== undefined) start(options.fromRevision);
     else {
@@ -169,15 +176,7 @@ export class KubernetesDatastore implements Datastore {
         if (!closed) onEvent({ type: 'resync', reason: `watch could not start: ${(e as Error).message}` });
       });
     }
-    return {
-      close: async () => {
-        closed = true;
-        if (watch) {
-          this.watches.delete(watch as unknown as KubeWatch<Kind>);
-          await watch.close();
-        }
-      },
-    };
+    return handle;
   }
 
   private async currentRevision(kind: Kind, path: string): Promise<string> {

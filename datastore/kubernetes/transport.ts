@@ -49,6 +49,7 @@ export class KubeTransport {
   private agent: http.Agent | undefined;
   private headers: Record<string, string> = {};
   private headersAt = -Infinity;
+  private refreshing: Promise<Record<string, string>> | undefined;
   private readonly timeoutMs: number;
   private readonly retries: number;
 
@@ -126,9 +127,15 @@ export class KubeTransport {
     });
   }
 
-  private async authHeaders(): Promise<Record<string, string>> {
+  private authHeaders(): Promise<Record<string, string>> | Record<string, string> {
+    if (Date.now() - this.headersAt < AUTH_REFRESH_MS) return this.headers;
+    // One refresh for all the requests that find the headers stale at once.
+    this.refreshing ??= this.refreshAuth().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async refreshAuth(): Promise<Record<string, string>> {
     const now = Date.now();
-    if (now - this.headersAt < AUTH_REFRESH_MS) return this.headers;
     const opts: https.RequestOptions = {};
     await this.kc.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = {};

@@ -4,7 +4,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesDatastore } from '../../../datastore/kubernetes/index.js';
 import type { WatchEvent } from '../../../datastore/types.js';
-import { keyString, type Kind, type Namespace, type Pod } from '../../../model/index.js';
+import {
+  ConflictError,
+  formatMicroTime,
+  keyString,
+  type Kind,
+  type Lease,
+  type Namespace,
+  type Pod,
+} from '../../../model/index.js';
 import { createLogger } from '../../../model/log.js';
 import { startKubeApiServer, type KubeApiServer } from '../../support/kube-api-server.js';
 import { waitFor } from '../../support/netns.js';
@@ -242,6 +250,29 @@ describe('kubernetes datastore: watch and list protocol', () => {
     } finally {
       server.beforeRequest = undefined;
     }
+  });
+
+  it('stores a Lease at coordination.k8s.io/v1 with compare-and-swap, as leader election needs', async () => {
+    const store = open();
+    const lease: Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { namespace: 'kube-system', name: 'tern-ipam-gc' },
+      spec: { holderIdentity: 'node-a', leaseDurationSeconds: 15, renewTime: formatMicroTime(Date.now()) },
+    };
+    const held = await store.create(lease);
+    expect(server.tenant(store.server).objects.has('Lease/kube-system/tern-ipam-gc')).toBe(true);
+    const renewed = await store.update({
+      ...held,
+      spec: { ...held.spec, renewTime: formatMicroTime(Date.now() + 1) },
+    });
+    // A contender that read before the renewal loses.
+    await expect(
+      store.update({ ...held, spec: { ...held.spec, holderIdentity: 'node-b' } }),
+    ).rejects.toBeInstanceOf(ConflictError);
+    expect((await store.get('Lease', { namespace: 'kube-system', name: 'tern-ipam-gc' }))?.spec).toEqual(
+      renewed.spec,
+    );
   });
 
   it('keeps metadata the model does not know (ownerReferences, finalizers) through get → update', async () => {
