@@ -195,6 +195,12 @@ export class Agent {
       intervalMs: c.ipamGcIntervalSeconds * 1000,
       logger: log,
       registry: this.metrics.registry,
+      // The view's caches: a pass reads nothing from the API; frees are confirmed by fresh reads.
+      snapshot: () => ({
+        blocks: this.view.informer('IPAMBlock').list(),
+        pods: this.view.informer('Pod').list(),
+        nodes: this.view.informer('Node').list(),
+      }),
     });
     elector.start();
     this.clusterGc.start();

@@ -36,6 +36,19 @@ export interface ClusterGcOptions {
   logger?: Logger;
   /** Counters `tern_ipam_gc_*` are registered here when given. */
   registry?: Registry;
+  /**
+   * Where a pass reads blocks, Pods and Nodes from; default: a list of each from the datastore
+   * (blocks first). The agent passes its informers' caches, so a pass costs no API reads: a
+   * cache that lags only makes an allocation a candidate, and every free still waits for the
+   * grace and a fresh read of the pod and node.
+   */
+  snapshot?: () => ClusterSnapshot | Promise<ClusterSnapshot>;
+}
+
+export interface ClusterSnapshot {
+  blocks: readonly IPAMBlock[];
+  pods: readonly Pod[];
+  nodes: readonly Node[];
 }
 
 export const CLUSTER_GC_DEFAULTS = { graceMs: 600_000, intervalMs: 60_000 } as const;
@@ -169,13 +182,10 @@ export class ClusterGc {
       this.nodeGoneSince.clear();
       return { ran: false, pending: 0, freed: [], releasedBlocks: [] };
     }
-    // Blocks first, then pods and nodes: every allocation read was made for a pod that existed
-    // before the pod list, so a pod missing from that list is not one still being created.
-    const blocks = await this.blocks.list();
-    const [pods, nodes] = await Promise.all([this.ds.list('Pod'), this.ds.list('Node')]);
+    const { blocks, pods, nodes } = await (this.options.snapshot ?? (() => this.listAll()))();
     const snapshot: Snapshot = {
-      pods: new Map(pods.items.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p])),
-      nodes: new Set(nodes.items.map((n) => n.metadata.name)),
+      pods: new Map(pods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p])),
+      nodes: new Set(nodes.map((n) => n.metadata.name)),
     };
     const now = this.clock.now();
 
@@ -190,8 +200,18 @@ export class ClusterGc {
     return { ran: true, pending: this.staleSince.size, freed, releasedBlocks };
   }
 
+  /**
+   * Blocks first, then pods and nodes: every allocation read was made for a pod that existed
+   * before the pod list, so a pod missing from that list is not one still being created.
+   */
+  private async listAll(): Promise<ClusterSnapshot> {
+    const blocks = await this.blocks.list();
+    const [pods, nodes] = await Promise.all([this.ds.list('Pod'), this.ds.list('Node')]);
+    return { blocks, pods: pods.items, nodes: nodes.items };
+  }
+
   /** Updates the stale-since table from this pass; returns the allocations past their grace. */
-  private trackStale(blocks: IPAMBlock[], s: Snapshot, now: number): Map<string, AllocationRecord> {
+  private trackStale(blocks: readonly IPAMBlock[], s: Snapshot, now: number): Map<string, AllocationRecord> {
     const seen = new Set<string>();
     const due = new Map<string, AllocationRecord>();
     for (const r of blocks.flatMap(recordsOf)) {
@@ -257,7 +277,7 @@ export class ClusterGc {
   }
 
   /** Nodes with blocks but no Node object, past their grace and confirmed by a fresh read. */
-  private async trackGoneNodes(blocks: IPAMBlock[], s: Snapshot, now: number): Promise<string[]> {
+  private async trackGoneNodes(blocks: readonly IPAMBlock[], s: Snapshot, now: number): Promise<string[]> {
     const affine = new Set(blocks.map((b) => b.spec.affinity).filter((n): n is string => n !== undefined));
     const gone: string[] = [];
     for (const node of affine) {

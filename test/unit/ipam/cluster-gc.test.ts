@@ -302,3 +302,42 @@ describe('cluster IPAM GC metrics', () => {
     expect(await registry.metrics()).toContain('tern_ipam_gc_leader 0');
   });
 });
+
+describe('cluster IPAM GC on cached snapshots (the agent’s informers)', () => {
+  it('a pass over a snapshot lists nothing from the datastore; a free still waits for the grace and a fresh read', async () => {
+    const { ds, clock, gcOn, runPod, allocated } = await cluster();
+    await runPod('web', 'n1');
+    await runPod('db', 'n1');
+    const lists: string[] = [];
+    const gets: string[] = [];
+    const watched = Object.create(ds) as Datastore;
+    watched.list = (kind, o) => {
+      lists.push(kind);
+      return ds.list(kind, o);
+    };
+    watched.get = (kind, key) => {
+      gets.push(kind);
+      return ds.get(kind, key);
+    };
+    // A stale cache: it still shows 'web' missing although the Pod object is back before the free.
+    const cached = {
+      blocks: (await ds.list('IPAMBlock')).items,
+      pods: [] as Pod[],
+      nodes: (await ds.list('Node')).items,
+    };
+    cached.pods = (await ds.list('Pod')).items.filter((p) => p.metadata.name === 'db');
+    const gc = gcOn(watched, { snapshot: () => cached });
+    expect((await gc.runOnce()).pending).toBe(1);
+    expect(lists).toEqual([]);
+    await clock.advance(GRACE);
+    expect((await gc.runOnce()).freed).toEqual([]); // the fresh get finds web
+    expect(gets).toContain('Pod');
+    // Seen alive by the re-check: its grace starts over from the next pass.
+    await deletePod(ds, 'web');
+    expect((await gc.runOnce()).freed).toEqual([]);
+    await clock.advance(GRACE);
+    const pass = await gc.runOnce();
+    expect(pass.freed.map((f) => f.pod)).toEqual(['web']);
+    expect((await allocated()).map((a) => a.pod)).toEqual(['db']);
+  });
+});
