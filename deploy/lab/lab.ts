@@ -3,8 +3,8 @@
 // runs the real tern-node on a private etcd (Unix socket); pods are network namespaces
 // plumbed by the real `tern` CNI executable, exactly as a container runtime calls it.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { callAgent } from '../../cli/agent-client.js';
@@ -183,13 +183,14 @@ export class Lab {
         `a lab already exists (created ${this.file.read().createdAt}); run: ternctl lab down`,
       );
     }
-    for (const exe of ['dist/felix/main.js', 'dist/cni/main.js', 'dist/bgp/main.js']) {
+    for (const exe of ['dist/felix/main.js', 'dist/bgp/main.js']) {
       if (!existsSync(join(this.options.repo, exe)))
         throw new Error(`${exe} is missing: run npm run build (or npm run setup)`);
     }
     this.file.create(this.prefix);
     this.save((s) => (s.topology = t));
     try {
+      await this.installCniPlugin();
       await this.build(t);
     } catch (e) {
       this.progress(`lab up failed: ${(e as Error).message}; removing what was created`);
@@ -598,6 +599,25 @@ export class Lab {
     });
   }
 
+  /** The `tern` CNI plugin as a node has it installed: the one-file bundle, run through its shebang. */
+  private get cniPlugin(): string {
+    return join(this.dir, 'cni-bin', 'tern');
+  }
+
+  /** Bundles cni/main.ts into the lab's plugin directory (scripts/build-cni-bundle.mjs). */
+  private async installCniPlugin(): Promise<void> {
+    const bin = dirname(this.cniPlugin);
+    mkdirSync(bin, { recursive: true });
+    // An extensionless file is CommonJS only outside a `"type": "module"` package scope.
+    writeFileSync(join(bin, 'package.json'), '{"type":"commonjs"}\n');
+    const script = join(this.options.repo, 'scripts/build-cni-bundle.mjs');
+    const r = await execa(process.execPath, [script, '--file', this.cniPlugin, '--node', process.execPath], {
+      reject: false,
+    });
+    if (r.exitCode !== 0) throw new Error(`bundling the CNI plugin failed: ${r.stderr || r.stdout}`);
+    this.progress(`cni: plugin bundle installed as ${this.cniPlugin}`);
+  }
+
   /** Runs the `tern` executable in the node's namespace with a runtime's env and stdin. */
   private async cni(command: 'ADD' | 'DEL', namespace: string, name: string): Promise<string> {
     const s = this.state();
@@ -609,22 +629,18 @@ export class Lab {
       type: 'tern',
       agentSocket: node.cniSocket,
     });
-    const r = await execa(
-      'ip',
-      ['netns', 'exec', node.netns, process.execPath, join(this.options.repo, 'dist/cni/main.js')],
-      {
-        input: conf,
-        reject: false,
-        env: {
-          CNI_COMMAND: command,
-          CNI_CONTAINERID: pod.containerID,
-          CNI_NETNS: `/var/run/netns/${pod.netns}`,
-          CNI_IFNAME: 'eth0',
-          CNI_PATH: '/usr/lib/cni',
-          CNI_ARGS: `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`,
-        },
+    const r = await execa('ip', ['netns', 'exec', node.netns, this.cniPlugin], {
+      input: conf,
+      reject: false,
+      env: {
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: pod.containerID,
+        CNI_NETNS: `/var/run/netns/${pod.netns}`,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni',
+        CNI_ARGS: `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`,
       },
-    );
+    });
     if (r.exitCode !== 0) {
       let msg = r.stdout || r.stderr;
       try {
