@@ -28,10 +28,11 @@ export function parseIpv4(text: string, field = 'address'): number {
   return ((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!;
 }
 
-/** RFC 5952 text of 16 bytes at `off`. */
-export function formatIpv6(buf: Uint8Array, off = 0): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!);
+/** Scratch for the eight 16-bit groups of an address being formatted (no allocation per call). */
+const groups = new Uint16Array(8);
+
+/** RFC 5952 text of `groups`: lower-case hex, the longest run (≥ 2) of zero groups as "::". */
+function formatGroups(): string {
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8;) {
@@ -47,10 +48,23 @@ export function formatIpv6(buf: Uint8Array, off = 0): string {
     }
     i = j;
   }
-  if (bestStart < 0) return groups.map((g) => g.toString(16)).join(':');
-  const head = groups.slice(0, bestStart).map((g) => g.toString(16));
-  const tail = groups.slice(bestStart + bestLen).map((g) => g.toString(16));
-  return `${head.join(':')}::${tail.join(':')}`;
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      s += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (i > 0 && i !== bestStart + bestLen) s += ':';
+    s += groups[i]!.toString(16);
+  }
+  return s;
+}
+
+/** RFC 5952 text of 16 bytes at `off`. */
+export function formatIpv6(buf: Uint8Array, off = 0): string {
+  for (let i = 0; i < 8; i++) groups[i] = (buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!;
+  return formatGroups();
 }
 
 export function ipv6Bytes(text: string): Buffer {
@@ -140,17 +154,20 @@ export function decodePrefixes(
     }
     return;
   }
-  const bytes = Buffer.alloc(16);
   while (off < end) {
     const len = buf[off++]!;
     if (len > 128) throw badNetwork(`IPv6 prefix length ${len} > 128`);
     const nbytes = (len + 7) >> 3;
     if (off + nbytes > end) throw badNetwork('NLRI prefix overruns its field');
-    bytes.fill(0);
-    buf.copy(bytes, 0, off, off + nbytes);
-    if (len % 8 !== 0) bytes[nbytes - 1]! &= (0xff << (8 - (len % 8))) & 0xff;
+    // Groups straight from the wire bytes (those past the prefix are 0), host bits masked off.
+    for (let g = 0; g < 8; g++) {
+      const hi = 2 * g < nbytes ? buf[off + 2 * g]! : 0;
+      const lo = 2 * g + 1 < nbytes ? buf[off + 2 * g + 1]! : 0;
+      groups[g] = (hi << 8) | lo;
+    }
+    if (len % 16 !== 0) groups[len >> 4]! &= (0xffff << (16 - (len % 16))) & 0xffff;
     off += nbytes;
-    out.push(`${formatIpv6(bytes)}/${len}`);
+    out.push(`${formatGroups()}/${len}`);
   }
 }
 
