@@ -3,7 +3,7 @@ import { describe, it } from 'vitest';
 import { runMd5Scenario } from './md5-scenario.js';
 
 describe('TCP MD5: tern-bgp ↔ bird, tern ↔ tern', () => {
-  it('is Established with matching passwords (tern active, tern passive, tern ↔ tern) with the key on the sockets, and never with different ones', async () => {
+  it('is Established with matching passwords (tern active, tern passive, tern ↔ tern; IPv4 and IPv6) with the key on the sockets, and never with different ones', async () => {
     await runMd5Scenario('bird');
   }, 150_000);
 });

@@ -2,7 +2,7 @@
 // tern-bgp speakers.
 //   T1 → D (tern active) and D → T2 (tern passive), same password: Established, routes flow,
 //     and the kernel shows the MD5 key on the connections.
-//   T1 → T2, same password: tern ↔ tern Established.
+//   T1 → T2, same password: tern ↔ tern Established. The same over IPv6 for T1 → D and D → T2.
 //   T3 → D and D → T4 with passwords D does not share, T3 → T4 with different passwords:
 //     never Established; the kernel counts the dropped segments (TCPMD5Failure) where they land,
 //     and T3 reports why its connects time out.
@@ -29,6 +29,10 @@ const T2 = '10.79.0.3';
 const T3 = '10.79.0.4';
 const T4 = '10.79.0.5';
 const PD = '10.79.100.0/24';
+// IPv6 sessions t1 → d and d → t2 (keys for real IPv6 peers on the dual-stack listeners).
+const T1_6 = 'fd00:79::1';
+const D_6 = 'fd00:79::2';
+const T2_6 = 'fd00:79::3';
 const KEY = 's3cret-md5';
 
 function daemonConfig(kind: Md5DaemonKind): string {
@@ -41,6 +45,9 @@ protocol bgp t1 from t { neighbor ${T1} as 65001; passive on; }
 protocol bgp t2 from t { neighbor ${T2} as 65003; }
 protocol bgp t3 from t { neighbor ${T3} as 65004; passive on; }
 protocol bgp t4 from t { neighbor ${T4} as 65005; }
+template bgp t6 { local ${D_6} as 65002; connect retry time 1; password "${KEY}"; ipv6 { import all; export none; }; }
+protocol bgp t1v6 from t6 { neighbor ${T1_6} as 65001; passive on; }
+protocol bgp t2v6 from t6 { neighbor ${T2_6} as 65003; }
 `;
   }
   const peers: [string, number, boolean][] = [
@@ -48,6 +55,8 @@ protocol bgp t4 from t { neighbor ${T4} as 65005; }
     [T2, 65003, false],
     [T3, 65004, true],
     [T4, 65005, false],
+    [T1_6, 65001, true],
+    [T2_6, 65003, false],
   ];
   return `router bgp 65002
  bgp router-id ${D}
@@ -88,6 +97,12 @@ export async function runMd5Scenario(kind: Md5DaemonKind): Promise<void> {
       { ns: ns.t3, address: `${T3}/24` },
       { ns: ns.t4, address: `${T4}/24` },
     ]);
+    for (const [n, a] of [
+      [ns.t1, T1_6],
+      [ns.d, D_6],
+      [ns.t2, T2_6],
+    ] as const)
+      await execa('ip', ['-n', n, 'addr', 'add', `${a}/64`, 'dev', 'eth0', 'nodad']);
     const t1 = await startTern(
       lab,
       ns.t1,
@@ -98,6 +113,7 @@ export async function runMd5Scenario(kind: Md5DaemonKind): Promise<void> {
         peers: [
           { address: D, asn: 65002, password: KEY, ...timers },
           { address: T2, asn: 65003, password: 'tern-to-tern', ...timers },
+          { address: D_6, asn: 65002, password: KEY, ...timers },
         ],
       },
       terns,
@@ -112,6 +128,7 @@ export async function runMd5Scenario(kind: Md5DaemonKind): Promise<void> {
         peers: [
           { address: D, asn: 65002, password: KEY, passive: true, ...timers },
           { address: T1, asn: 65001, password: 'tern-to-tern', passive: true, ...timers },
+          { address: D_6, asn: 65002, password: KEY, passive: true, ...timers },
         ],
       },
       terns,
@@ -156,6 +173,8 @@ export async function runMd5Scenario(kind: Md5DaemonKind): Promise<void> {
         [t2, D],
         [t1, T2],
         [t2, T1],
+        [t1, D_6],
+        [t2, D_6],
       ];
       for (const [t, peer] of up)
         await waitFor(
@@ -168,7 +187,7 @@ export async function runMd5Scenario(kind: Md5DaemonKind): Promise<void> {
         `${kind} sees t1 and t2`,
         async () => {
           const p = await d.peers();
-          return [T1, T2].every((a) => p.find((x) => x.address === a)?.established);
+          return [T1, T2, T1_6, T2_6].every((a) => p.find((x) => x.address === a)?.established);
         },
         15_000,
         250,
@@ -180,6 +199,7 @@ export async function runMd5Scenario(kind: Md5DaemonKind): Promise<void> {
       await waitFor(`${PD} at t2`, async () => (await t2.routes()).some((r) => r.prefix === PD), 15_000, 250);
 
       // The kernel holds the keys: on tern's listener (per peer) and on both established connections to d.
+      expect(await ssListen(ns.t2)).toContain(`${D_6}/128`); // an IPv6 peer's key on the `::` listener
       expect(await ssListen(ns.t2)).toMatch(new RegExp(`md5keys:.*${D.replace(/\./g, '\\.')}/32`));
       expect(await ssBgp(ns.t1)).toMatch(
         new RegExp(`${D.replace(/\./g, '\\.')}:179[\\s\\S]*md5keys:${D.replace(/\./g, '\\.')}/32`),
