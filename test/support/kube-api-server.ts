@@ -6,6 +6,8 @@
 // Each tenant (URL prefix /tenants/<id>) is a separate API server with its own
 // resourceVersion counter, so tests sharing one process never see each other's writes.
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import { KINDS } from '../../model/index.js';
 import { parseResourcePath, type ResourceInfo } from '../../datastore/kubernetes/resources.js';
@@ -14,6 +16,8 @@ import { Tenant, type Change, type Json } from './kube-api/tenant.js';
 import { uniqueSuffix } from './netns.js';
 
 export interface KubeApiServerOptions {
+  /** Serve HTTPS with this key and certificate; with `ca`, also demand a client certificate signed by it. */
+  tls?: { key: string; cert: string; ca?: string };
   /** Interval of BOOKMARK events on watches that allow them; default 1000 ms. */
   bookmarkIntervalMs?: number;
   /**
@@ -22,6 +26,16 @@ export interface KubeApiServerOptions {
    * 'status' (HTTP 410 with the Status as body: older servers, no watch cache). Default 'event'.
    */
   goneAs?: 'event' | 'status';
+}
+
+export interface RequestInfo {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  /** The Authorization header, if any. */
+  authorization?: string;
+  /** CN of the verified client certificate (TLS with `ca`). */
+  clientCommonName?: string;
 }
 
 interface OpenWatch {
@@ -127,7 +141,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const bookmarked = new Map<Tenant, number>();
   let midEventCuts = 0;
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     handle(req, res).catch((e: unknown) => {
       if (e instanceof status.ApiFailure) send(res, e.status.code, e.status);
       else
@@ -140,13 +154,24 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
           code: 500,
         });
     });
-  });
-  server.on('connection', (s) => {
+  };
+  const tls = options.tls;
+  const server = tls
+    ? https.createServer(
+        {
+          key: tls.key,
+          cert: tls.cert,
+          ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        onRequest,
+      )
+    : http.createServer(onRequest);
+  server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const base = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const stop = async () => {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -171,7 +196,15 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const q = url.searchParams;
     const method = req.method === 'GET' && q.get('watch') === 'true' ? 'WATCH' : (req.method ?? '');
     requests[method] = (requests[method] ?? 0) + 1;
-    await api.beforeRequest?.({ method, path: m?.[2] ?? url.pathname, query: q });
+    const peer = tls ? (req.socket as TLSSocket).getPeerCertificate() : undefined;
+    const cn = peer?.subject?.CN;
+    await api.beforeRequest?.({
+      method,
+      path: m?.[2] ?? url.pathname,
+      query: q,
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      ...(typeof cn === 'string' ? { clientCommonName: cn } : {}),
+    });
     const body = await readBody(req);
     switch (method) {
       case 'WATCH':
