@@ -20,7 +20,7 @@ import { recordsOf, usedCount } from './blocks.js';
 import type { Ipam } from './ipam.js';
 import type { AllocationRecord } from './types.js';
 
-export type StaleReason = 'pod-missing' | 'pod-on-other-node' | 'node-missing';
+export type StaleReason = 'pod-missing' | 'pod-on-other-node' | 'pod-finished' | 'node-missing';
 
 export interface ClusterGcOptions {
   datastore: Datastore;
@@ -89,6 +89,10 @@ export function staleReason(r: AllocationRecord, s: Snapshot): StaleReason | und
   // A pod's node binding never changes: bound elsewhere means a later pod of that name.
   const boundTo = pod.spec?.nodeName;
   if (r.node !== undefined && boundTo && boundTo !== r.node) return 'pod-on-other-node';
+  // Succeeded and Failed are terminal: the containers will never run again, yet a finished
+  // Job's Pod object may stay for days. Its DEL normally freed the address already.
+  const phase = pod.status?.phase;
+  if (phase === 'Succeeded' || phase === 'Failed') return 'pod-finished';
   if (r.node !== undefined && !s.nodes.has(r.node)) return 'node-missing';
   return undefined;
 }

@@ -341,3 +341,28 @@ describe('cluster IPAM GC on cached snapshots (the agent’s informers)', () => 
     expect((await allocated()).map((a) => a.pod)).toEqual(['db']);
   });
 });
+
+describe('cluster IPAM GC: finished pods', () => {
+  it('frees the address of a pod whose phase is Succeeded or Failed (a finished Job whose DEL was lost), after the grace', async () => {
+    const { ds, clock, gc, runPod, allocated } = await cluster();
+    await runPod('job-1', 'n1');
+    await runPod('job-2', 'n1');
+    await runPod('web', 'n1');
+    for (const [name, phase] of [
+      ['job-1', 'Succeeded'],
+      ['job-2', 'Failed'],
+      ['web', 'Running'],
+    ] as const) {
+      const pod = (await ds.get('Pod', { namespace: 'default', name }))!;
+      await ds.update<'Pod'>({ ...pod, status: { phase } });
+    }
+    expect((await gc.runOnce()).freed).toEqual([]);
+    await clock.advance(GRACE);
+    const pass = await gc.runOnce();
+    expect(pass.freed.map((f) => [f.pod, f.reason]).sort()).toEqual([
+      ['job-1', 'pod-finished'],
+      ['job-2', 'pod-finished'],
+    ]);
+    expect((await allocated()).map((a) => a.pod)).toEqual(['web']);
+  });
+});
