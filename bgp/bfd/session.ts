@@ -65,7 +65,10 @@ export class BfdSession {
   private remoteDesiredMinTxUs = 0;
   private remoteDetectMult = 0;
   private remoteDemand = false;
-  /** Values in our packets, and values in force for our timing (they differ during a poll). */
+  /**
+   * Values in our packets, and values in force for our timing (during a poll they differ: a
+   * slower tx and a lower required rx wait for the Final).
+   */
   private advertised: Intervals;
   private inForce: Intervals;
   private polling = false;
@@ -225,6 +228,9 @@ export class BfdSession {
     if (t.txUs !== this.advertised.txUs || t.rxUs !== this.advertised.rxUs) {
       this.advertised = t;
       this.polling = true;
+      // A faster tx applies at once (the peer times us out on what we advertise); a slower one
+      // only after the Final (§6.8.3).
+      if (t.txUs < this.inForce.txUs) this.inForce = { ...this.inForce, txUs: t.txUs };
     }
   }
 

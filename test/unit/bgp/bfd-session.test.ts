@@ -99,21 +99,21 @@ describe('BFD session', () => {
     expect(a.sent.at(-1)!.p.poll).toBe(false);
   });
 
-  it('keeps the slow interval in force until the Final arrives', () => {
+  it('uses a faster tx at once, polls for it, and stops polling on the Final', () => {
     const a = probe(1, { desiredMinTxMs: 50, requiredMinRxMs: 50 });
     upAgainstRawPeer(a);
     const last = a.sent.at(-1)!.p;
     expect(last.poll).toBe(true);
     expect(last.desiredMinTxUs).toBe(50_000);
-    expect(a.session.status().txIntervalMs).toBe(1000); // peer still asks for 1 s
+    expect(a.session.status().txIntervalMs).toBe(1000); // the peer still asks for 1 s
     a.session.receive(peerPacket({ state: BfdState.Up, yourDiscriminator: 1, requiredMinRxUs: 50_000 }));
-    expect(a.session.status().txIntervalMs).toBe(1000); // no Final yet: slow tx in force
+    expect(a.session.status().txIntervalMs).toBe(50); // faster: no need to wait for the Final
+    vi.advanceTimersByTime(200);
+    expect(a.sent.at(-1)!.p.poll).toBe(true); // still polling
     a.session.receive(
       peerPacket({ state: BfdState.Up, yourDiscriminator: 1, requiredMinRxUs: 50_000, final: true }),
     );
-    expect(a.session.status().txIntervalMs).toBe(50);
     a.sent.length = 0;
-    a.session.receive(peerPacket({ state: BfdState.Up, yourDiscriminator: 1, requiredMinRxUs: 50_000 }));
     vi.advanceTimersByTime(500);
     expect(a.sent.every((s) => !s.p.poll)).toBe(true);
     expect(a.sent.length).toBeGreaterThanOrEqual(9);
@@ -129,22 +129,20 @@ describe('BFD session', () => {
     expect(a.sent[0]!.p.poll).toBe(false);
   });
 
-  it('starts a new poll sequence when the intervals change while Up', () => {
+  it('starts a new poll when the intervals change while Up; a slower tx and a lower rx wait for the Final', () => {
     const a = probe(1, { desiredMinTxMs: 300, requiredMinRxMs: 300 });
-    upAgainstRawPeer(a, { requiredMinRxUs: 10_000, desiredMinTxUs: 10_000 });
-    a.session.receive(
-      peerPacket({ state: BfdState.Up, yourDiscriminator: 1, final: true, requiredMinRxUs: 10_000 }),
-    );
-    expect(a.session.status().txIntervalMs).toBe(300);
-    a.session.setOptions(resolveBfdOptions({ desiredMinTxMs: 100, requiredMinRxMs: 100 }));
+    const fast = { requiredMinRxUs: 10_000, desiredMinTxUs: 10_000 };
+    upAgainstRawPeer(a, fast);
+    a.session.receive(peerPacket({ state: BfdState.Up, yourDiscriminator: 1, final: true, ...fast }));
+    expect(a.session.status()).toMatchObject({ txIntervalMs: 300, detectionTimeMs: 900 });
+    a.session.setOptions(resolveBfdOptions({ desiredMinTxMs: 500, requiredMinRxMs: 100 }));
     vi.advanceTimersByTime(300);
     const polled = a.sent.filter((s) => s.p.poll);
-    expect(polled.at(-1)!.p.desiredMinTxUs).toBe(100_000);
-    expect(a.session.status().txIntervalMs).toBe(300);
-    a.session.receive(
-      peerPacket({ state: BfdState.Up, yourDiscriminator: 1, final: true, requiredMinRxUs: 10_000 }),
-    );
-    expect(a.session.status().txIntervalMs).toBe(100);
+    expect(polled.at(-1)!.p).toMatchObject({ desiredMinTxUs: 500_000, requiredMinRxUs: 100_000 });
+    a.session.receive(peerPacket({ state: BfdState.Up, yourDiscriminator: 1, ...fast }));
+    expect(a.session.status()).toMatchObject({ txIntervalMs: 300, detectionTimeMs: 900 });
+    a.session.receive(peerPacket({ state: BfdState.Up, yourDiscriminator: 1, final: true, ...fast }));
+    expect(a.session.status()).toMatchObject({ txIntervalMs: 500, detectionTimeMs: 300 });
   });
 
   it('declares the session Down exactly one detection time after the last packet', async () => {

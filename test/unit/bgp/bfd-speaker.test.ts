@@ -171,6 +171,34 @@ describe('BGP speaker with BFD', () => {
     expect(peerA().bfd?.state).toBe('Up');
   }, 40_000);
 
+  it('applies new BFD intervals in place (poll sequence) without resetting the BGP session', async () => {
+    const b = new BgpSpeaker({ asn: 65002, routerId: '10.0.0.2', listen: { host: THERE, port: 0 } });
+    cleanups.push(() => b.stop());
+    await b.start();
+    const a = new BgpSpeaker({ asn: 65001, routerId: '10.0.0.1', listen: false, bfd: { port: PORT } });
+    cleanups.push(() => a.stop());
+    b.addPeer({ address: HERE, asn: 65001, passive: true });
+    const options = { address: THERE, asn: 65002, localAddress: HERE, port: b.listenPort! };
+    a.addPeer({ ...options, bfd: { desiredMinTxMs: 50, requiredMinRxMs: 50 } });
+    await a.start();
+    const far = await farEnd();
+    far.start();
+    const peerA = () => a.peers()[0]!;
+    await waitFor(
+      'up',
+      async () => peerA().state === 'Established' && peerA().bfd?.txIntervalMs === 50,
+      15_000,
+      20,
+    );
+    const since = peerA().since;
+    const discriminator = peerA().bfd!.localDiscriminator;
+    a.updatePeer({ ...options, bfd: { desiredMinTxMs: 200, requiredMinRxMs: 200, multiplier: 5 } });
+    await waitFor('new intervals in force', async () => peerA().bfd?.txIntervalMs === 200, 5000, 20);
+    expect(far.session!.status()).toMatchObject({ state: 'Up', detectionTimeMs: 1000, remoteMultiplier: 5 });
+    expect(peerA()).toMatchObject({ state: 'Established', since });
+    expect(peerA().bfd).toMatchObject({ state: 'Up', localDiscriminator: discriminator });
+  }, 30_000);
+
   it('keeps the BGP session when the peer takes BFD down administratively (RFC 5882 §3.2)', async () => {
     const b = new BgpSpeaker({ asn: 65002, routerId: '10.0.0.2', listen: { host: THERE, port: 0 } });
     cleanups.push(() => b.stop());
