@@ -155,8 +155,16 @@ export class KubeWatch<K extends Kind> {
     }
     // A clean close is the server's watch timeout: reopen at once. Errors back off.
     const delay = err ? this.backoffDelay() : 0;
-    if (err)
-      this.o.log.debug({ err: (err as Error).message ?? err, retryInMs: delay }, 'watch stream failed');
+    if (err) {
+      // A refusal (401, 403, 404: RBAC, a missing CRD) will not heal by itself: say so loudly.
+      // Transport failures are normal during API server restarts until they persist.
+      const refused = typeof status === 'number' && status >= 400 && status < 500 && status !== 429;
+      const level = refused || this.failures > 5 ? 'warn' : 'debug';
+      this.o.log[level](
+        { err: (err as Error).message ?? err, httpStatus: status, retryInMs: Math.round(delay) },
+        'watch stream failed; reopening',
+      );
+    }
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.connect();

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesDatastore, loadKubeConfig } from '../../../datastore/kubernetes/index.js';
 import { ConflictError, UnavailableError, ValidationError, type Namespace } from '../../../model/index.js';
+import { createLogger } from '../../../model/log.js';
+import { waitFor } from '../../support/netns.js';
 
 const ns = (name: string, resourceVersion?: string): Namespace => ({
   apiVersion: 'v1',
@@ -154,6 +156,38 @@ describe('KubernetesDatastore transport', () => {
     await ds.get('Namespace', { name: 'a' });
     expect(s.seen[0]?.auth).toBe('Bearer secret-token');
     await ds.close();
+  });
+});
+
+describe('KubernetesDatastore watch refused by the server', () => {
+  it('keeps retrying with backoff and logs the refusal (403) as a warning naming the status', async () => {
+    const s = await scriptedServer();
+    const forbidden: [number, unknown] = [
+      403,
+      { kind: 'Status', code: 403, reason: 'Forbidden', message: 'bgppeers.tern.network is forbidden' },
+    ];
+    s.script.push(forbidden, forbidden, forbidden);
+    const lines: string[] = [];
+    const logger = createLogger('watch-403', {
+      level: 'debug',
+      destination: { write: (l: string) => void lines.push(l) },
+    });
+    const ds = new KubernetesDatastore({ server: s.url, logger, watchBackoff: { initialMs: 10, maxMs: 20 } });
+    const events: unknown[] = [];
+    const w = ds.watch('BGPPeer', { fromRevision: '5' }, (e) => events.push(e));
+    await waitFor('three refused attempts', () => s.seen.length >= 3, 5000, 10);
+    await w.close();
+    await ds.close();
+    await new Promise((r) => s.server.close(r));
+    expect(
+      s.seen.every((r) => r.url.startsWith('/apis/tern.network/v1/bgppeers?watch=true&resourceVersion=5')),
+    ).toBe(true);
+    expect(events).toEqual([]); // not a resync: the history is not gone, access is
+    const warned = lines
+      .map((l) => JSON.parse(l) as { level: number; httpStatus?: number })
+      .filter((l) => l.level === 40);
+    expect(warned.length).toBeGreaterThanOrEqual(3);
+    expect(warned[0]?.httpStatus).toBe(403);
   });
 });
 
