@@ -202,3 +202,75 @@ export async function runHoldTimerCut(kind: BfdDaemon): Promise<number> {
     await lab.cleanup();
   }
 }
+
+/** IPv6: a BFD session over fd00:: comes Up on both ends and the BGP session over it establishes. */
+export async function runBfdIpv6(kind: BfdDaemon): Promise<void> {
+  const T6 = 'fd00:88::1';
+  const D6 = 'fd00:88::2';
+  const lab = new BgpLab();
+  try {
+    await lab.init();
+    const nsT = await lab.netns.add('t');
+    const nsD = await lab.netns.add('d');
+    await lab.lan([
+      { ns: nsT, address: `${T6}/64` },
+      { ns: nsD, address: `${D6}/64` },
+    ]);
+    const bfd = { desiredMinTxMs: BFD_MS, requiredMinRxMs: BFD_MS, multiplier: BFD_MULT };
+    const tern = await lab.tern(nsT, 't', {
+      asn: 65001,
+      routerId: T,
+      peers: [{ address: D6, asn: 65002, localAddress: T6, connectRetryTime: 1, bfd }],
+    });
+    let daemonUp: () => Promise<boolean>;
+    if (kind === 'bird') {
+      await lab.bird(
+        nsD,
+        'd',
+        `router id ${D};
+protocol device { scan time 1; }
+protocol bfd { interface "eth0" { min rx interval ${BFD_MS} ms; min tx interval ${BFD_MS} ms; multiplier ${BFD_MULT}; }; }
+protocol bgp t6 { local ${D6} as 65002; neighbor ${T6} as 65001; connect retry time 1; bfd on; ipv6 { import all; export all; }; }
+`,
+      );
+      daemonUp = async () =>
+        (await execa('birdc', ['-s', `${lab.dir}/d/bird.ctl`, 'show', 'bfd', 'sessions'])).stdout
+          .split('\n')
+          .some((l) => l.startsWith(T6) && /\bUp\b/.test(l));
+    } else {
+      await lab.frr(
+        nsD,
+        'd',
+        `router bgp 65002
+ bgp router-id ${D}
+ no bgp ebgp-requires-policy
+ neighbor ${T6} remote-as 65001
+ neighbor ${T6} timers connect 1
+ neighbor ${T6} bfd ${BFD_MULT} ${BFD_MS} ${BFD_MS}
+ address-family ipv6 unicast
+  neighbor ${T6} activate
+ exit-address-family
+!
+`,
+        [],
+        { zebra: true },
+      );
+      const bfdd = await lab.frrBfdd(nsD, 'd');
+      daemonUp = async () => (await bfdd.bfdPeers()).some((p) => p.peer === T6 && p.state === 'up');
+    }
+    await waitFor(
+      'BFD Up over IPv6 on both ends, BGP Established',
+      async () => {
+        const st = (await tern.status())[0];
+        return st?.state === 'Established' && st.bfd?.state === 'Up' && (await daemonUp());
+      },
+      40_000,
+      200,
+    );
+    expect((await tern.status())[0]?.bfd).toMatchObject({ localAddress: T6, txIntervalMs: BFD_MS });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await lab.logs()}`, { cause: err });
+  } finally {
+    await lab.cleanup();
+  }
+}
