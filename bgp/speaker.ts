@@ -293,7 +293,13 @@ export class BgpSpeaker extends EventEmitter<Events> {
       this.server = server;
       this.tcpSecurity.attach(server);
     }
-    for (const p of this.peersByAddress.values()) p.session.start();
+    for (const p of this.peersByAddress.values()) {
+      // A previous stop() closed the BFD sessions.
+      if (p.options.bfd && !this.bfd.status(p.options.address)) {
+        this.bfd.add(p.options.address, bfdPeerOptions(p.options));
+      }
+      p.session.start();
+    }
   }
 
   /** The port actually listened on (useful with port 0). */
@@ -317,6 +323,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.server = undefined;
     this.tcpSecurity.detach();
     await this.bfd.close();
+    this.heldByBfd.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -328,7 +335,11 @@ export class BgpSpeaker extends EventEmitter<Events> {
       socket.destroy();
       return;
     }
-    if (!this.tcpSecurity.secureAccepted(socket, securityOf(peer.options))) return void socket.destroy();
+    const refused = this.tcpSecurity.secureAccepted(socket, securityOf(peer.options));
+    if (refused) {
+      peer.session.lastError = refused;
+      return void socket.destroy();
+    }
     peer.session.accept(socket);
   }
 

@@ -11,9 +11,11 @@ import {
   fdOf,
   loadAddon,
   md5Counters,
+  savedSynTtl,
   secureConnect,
   setMd5Key,
   setMinTtl,
+  setSaveSyn,
   setTtl,
   type Md5Counters,
   type PendingConnection,
@@ -120,19 +122,21 @@ export function explainMd5Timeout(before: Md5Counters, after: Md5Counters): stri
  * TCP MD5 keys and TTLs on the speaker's listening socket. Keys live on the listener (the kernel
  * verifies the SYN there and copies the key to the accepted socket); GTSM is per peer, so the
  * minimum TTL goes on each accepted socket, and the listener answers with TTL 255 once any peer
- * uses GTSM (its SYN-ACK must pass that peer's minimum TTL).
+ * uses GTSM (its SYN-ACK must pass that peer's minimum TTL). The listener then also saves SYNs, so
+ * a connection from a GTSM peer that is too far away is refused at accept, before any of its data
+ * is read, by the TTL its SYN came with.
  */
 export class ListenerSecurity {
   private readonly peers = new Map<string, TransportSecurity>();
   private server: net.Server | undefined;
-  private ttl255 = false;
+  private gtsmListener = false;
 
   constructor(private readonly log: Logger) {}
 
   /** Applies every known key to a listener that just started listening. */
   attach(server: net.Server): void {
     this.server = server;
-    this.ttl255 = false;
+    this.gtsmListener = false;
     for (const [address, s] of this.peers) this.apply(address, s);
   }
 
@@ -150,20 +154,27 @@ export class ListenerSecurity {
     if (security) this.apply(address, security);
   }
 
-  /** GTSM on an accepted connection from a configured peer; false when the socket must be dropped. */
-  secureAccepted(socket: net.Socket, security: TransportSecurity | undefined): boolean {
-    if (security?.ttlSecurity === undefined) return true;
+  /**
+   * GTSM on a connection accepted from a configured peer: undefined when it may go on, else why it
+   * is refused (its SYN came from too far away, or the options could not be set).
+   */
+  secureAccepted(socket: net.Socket, security: TransportSecurity | undefined): string | undefined {
+    if (security?.ttlSecurity === undefined) return undefined;
+    const min = minTtlFor(security.ttlSecurity);
     try {
       const fd = fdOf(socket);
+      const ttl = savedSynTtl(fd);
+      if (ttl !== undefined && ttl < min)
+        return `connection refused by GTSM: its SYN arrived with TTL ${ttl}, below ${min} (ttlSecurity ${security.ttlSecurity})`;
       setTtl(fd, 255);
-      setMinTtl(fd, minTtlFor(security.ttlSecurity));
-      return true;
+      setMinTtl(fd, min);
+      return undefined;
     } catch (err) {
       this.log.error(
         { err, peer: socket.remoteAddress },
         'cannot apply TTL security to an accepted connection',
       );
-      return false;
+      return `TTL security not applied: ${(err as Error).message}`;
     }
   }
 
@@ -181,9 +192,10 @@ export class ListenerSecurity {
         throw err;
       }
     }
-    if (s.ttlSecurity !== undefined && !this.ttl255) {
+    if (s.ttlSecurity !== undefined && !this.gtsmListener) {
       setTtl(fd, 255);
-      this.ttl255 = true;
+      setSaveSyn(fd, true);
+      this.gtsmListener = true;
     }
   }
 

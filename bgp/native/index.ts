@@ -41,6 +41,8 @@ interface Addon {
     callback: (err: Error | null, fd?: number) => void,
   ): number;
   cancelConnect(id: number): boolean;
+  setSaveSyn(fd: number, on: boolean): void;
+  savedSynTtl(fd: number): number;
 }
 
 const ADDON_FILE = 'build/Release/tern_tcp.node';
@@ -157,6 +159,21 @@ export function setMinTtl(fd: number, minTtl: number): void {
   checkTtl(minTtl, 'minTtl', 0);
   const a = loadAddon();
   call(() => a.setMinTtl(fd, minTtl));
+}
+
+/** TCP_SAVE_SYN on a listener: its accepted sockets keep the headers of their SYN (see savedSynTtl). */
+export function setSaveSyn(fd: number, on: boolean): void {
+  checkFd(fd);
+  const a = loadAddon();
+  call(() => a.setSaveSyn(fd, on));
+}
+
+/** The TTL / hop limit an accepted socket's SYN arrived with; undefined when none was saved. Readable once. */
+export function savedSynTtl(fd: number): number | undefined {
+  checkFd(fd);
+  const a = loadAddon();
+  const ttl = call(() => a.savedSynTtl(fd));
+  return ttl < 0 ? undefined : ttl;
 }
 
 /** The file descriptor under a net.Socket or listening net.Server (Unix only). */

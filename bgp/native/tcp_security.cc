@@ -8,6 +8,9 @@
 //                                  the fd is watched with a uv_poll on Node's own loop, and cb(err, fd)
 //                                  runs when the handshake ends. JS wraps the fd in a net.Socket.
 //   cancelConnect(id)              stops a pending connect and closes its socket
+//   setSaveSyn(fd, on)             TCP_SAVE_SYN on a listener: accepted sockets keep their SYN's headers
+//   savedSynTtl(fd)                the TTL / hop limit the SYN of an accepted socket arrived with, -1 if
+//                                  none was saved (TCP_SAVED_SYN; readable once)
 // Kernel errors become JS errors carrying `option` (the socket option or call), `errno` and `code`.
 #include <napi.h>
 #include <uv.h>
@@ -186,6 +189,8 @@ class TcpSecurity : public Napi::Addon<TcpSecurity> {
                              InstanceMethod("setMinTtl", &TcpSecurity::SetMinTtl),
                              InstanceMethod("connect", &TcpSecurity::Connect),
                              InstanceMethod("cancelConnect", &TcpSecurity::CancelConnect),
+                             InstanceMethod("setSaveSyn", &TcpSecurity::SetSaveSyn),
+                             InstanceMethod("savedSynTtl", &TcpSecurity::SavedSynTtl),
                              InstanceValue("maxKeyLength", Napi::Number::New(env, kMaxKeyLength)),
                          });
   }
@@ -238,6 +243,33 @@ class TcpSecurity : public Napi::Addon<TcpSecurity> {
     const char* option;
     if (int err = DoSetMinTtl(fd, family, minTtl, &option)) return Throw(SysError(env, option, err));
     return env.Undefined();
+  }
+
+  Napi::Value SetSaveSyn(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd;
+    if (!GetFd(info, 0, &fd)) return ThrowType(env, "fd must be a non-negative integer");
+    if (info.Length() < 2 || !info[1].IsBoolean()) return ThrowType(env, "on must be a boolean");
+    int on = info[1].As<Napi::Boolean>().Value() ? 1 : 0;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, &on, sizeof on) != 0)
+      return Throw(SysError(env, "TCP_SAVE_SYN", errno));
+    return env.Undefined();
+  }
+
+  Napi::Value SavedSynTtl(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd;
+    if (!GetFd(info, 0, &fd)) return ThrowType(env, "fd must be a non-negative integer");
+    uint8_t headers[512];
+    socklen_t len = sizeof headers;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_SAVED_SYN, headers, &len) != 0) {
+      if (errno == ENOENT) return Napi::Number::New(env, -1);
+      return Throw(SysError(env, "TCP_SAVED_SYN", errno));
+    }
+    // The network header comes first: IPv4 TTL at byte 8, IPv6 hop limit at byte 7.
+    if (len >= 20 && headers[0] >> 4 == 4) return Napi::Number::New(env, headers[8]);
+    if (len >= 40 && headers[0] >> 4 == 6) return Napi::Number::New(env, headers[7]);
+    return Napi::Number::New(env, -1);
   }
 
   // connect(peer, port, localAddress?: string, key?: Buffer, ttl: 0 | 1..255, minTtl: 0..255, cb) -> id

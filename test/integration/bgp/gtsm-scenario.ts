@@ -171,6 +171,10 @@ export async function runGtsmScenario(kind: GtsmDaemonKind): Promise<void> {
       }
       // t's SYNs reach f (TTL 254 ≥ f's 254), f's SYN-ACKs never pass t's minimum of 255.
       expect((await ternPeer(t, F))?.lastError).toBe('connect: timed out');
+      // f's SYNs reach tp, which refuses the connection at accept by the TTL the SYN came with.
+      expect((await ternPeer(tp, F))?.lastError).toMatch(
+        /refused by GTSM: its SYN arrived with TTL 254, below 255/,
+      );
       for (const [h, peer] of up) expect(await ternState(h, peer)).toBe('Established');
     } catch (err) {
       const logs = await Promise.all(

@@ -31,12 +31,15 @@ describe('configuration', () => {
   });
 
   it('a BGPPeer carries ttlSecurity (1..254) and the agent passes password and ttlSecurity to the peer it wants', () => {
-    const peer = parseResource({
-      apiVersion: 'tern.network/v1',
-      kind: 'BGPPeer',
-      metadata: { name: 'tor' },
-      spec: { peerIP: '10.0.0.254', asNumber: 65100, password: 'k', ttlSecurity: 1 },
-    });
+    const peer = parseResource(
+      {
+        apiVersion: 'tern.network/v1',
+        kind: 'BGPPeer',
+        metadata: { name: 'tor' },
+        spec: { peerIP: '10.0.0.254', asNumber: 65100, password: 'k', ttlSecurity: 1 },
+      },
+      'BGPPeer',
+    );
     expect(() =>
       parseResource({
         apiVersion: 'tern.network/v1',

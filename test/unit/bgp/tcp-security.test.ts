@@ -13,7 +13,9 @@ import {
   parseMd5Counters,
   secureConnect,
   setMd5Key,
+  savedSynTtl,
   setMinTtl,
+  setSaveSyn,
   setTtl,
 } from '../../../bgp/native/index.js';
 import { checkSecurity, explainMd5Timeout, minTtlFor, securityOf } from '../../../bgp/tcp-security.js';
@@ -199,6 +201,20 @@ describe('TTL and minimum TTL over loopback (loopback does not decrement the TTL
       ).rejects.toMatchObject({ code: 'ETIMEDOUT' });
     });
   }
+});
+
+describe('saved SYN', () => {
+  it("tells the TTL an accepted connection's SYN arrived with, once", async () => {
+    const accepted: net.Socket[] = [];
+    const { server, port } = await listen('127.0.4.41', (s) => void accepted.push(s));
+    setSaveSyn(fdOf(server), true);
+    const sock = await secureConnect({ host: '127.0.4.41', port, ttl: 200, timeoutMs: 5000 }).socket;
+    cleanups.push(() => sock.destroy());
+    const child = await waitFor('accepted', () => accepted[0]);
+    cleanups.push(() => child.destroy());
+    expect(savedSynTtl(fdOf(child))).toBe(200);
+    expect(savedSynTtl(fdOf(child))).toBeUndefined();
+  });
 });
 
 describe('two speakers with TCP MD5 over loopback', () => {
