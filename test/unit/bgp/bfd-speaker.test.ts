@@ -199,6 +199,26 @@ describe('BGP speaker with BFD', () => {
     expect(peerA().bfd).toMatchObject({ state: 'Up', localDiscriminator: discriminator });
   }, 30_000);
 
+  it('stop() tells the peer AdminDown and a later start() brings BFD back', async () => {
+    const a = new BgpSpeaker({ asn: 65001, routerId: '10.0.0.1', listen: false, bfd: { port: PORT } });
+    cleanups.push(() => a.stop());
+    a.addPeer({ address: THERE, asn: 65002, localAddress: HERE, passive: true, bfd: { desiredMinTxMs: 50 } });
+    await a.start();
+    const far = await farEnd();
+    far.start();
+    await waitFor('BFD Up', async () => a.peers()[0]!.bfd?.state === 'Up', 15_000, 20);
+    await a.stop();
+    await waitFor(
+      'AdminDown at the far end',
+      async () => far.received.at(-1)!.state === BfdState.AdminDown,
+      2000,
+      10,
+    );
+    expect(a.peers()[0]!.bfd).toBeUndefined();
+    await a.start();
+    await waitFor('BFD Up after restart', async () => a.peers()[0]!.bfd?.state === 'Up', 15_000, 20);
+  }, 30_000);
+
   it('keeps the BGP session when the peer takes BFD down administratively (RFC 5882 §3.2)', async () => {
     const b = new BgpSpeaker({ asn: 65002, routerId: '10.0.0.2', listen: { host: THERE, port: 0 } });
     cleanups.push(() => b.stop());
