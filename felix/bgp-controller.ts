@@ -333,7 +333,8 @@ export class BgpController {
   private onBestPath(change: BestPathChange): void {
     const best = change.best;
     const own = best === undefined || best.source === 'local' || !best.nextHop;
-    const nextHop = best?.linkLocalNextHop ?? best?.nextHop;
+    // A route through ourselves (global next hop = a node address; a link-local half never is).
+    const nextHop = best?.nextHop;
     if (own || nextHop === this.o.nodeIPv4 || nextHop === this.o.nodeIPv6) {
       if (this.learned.delete(change.prefix)) this.o.routes.remove('bgp', change.prefix);
       return;
