@@ -443,6 +443,7 @@ function peerOptions(p: DesiredPeer) {
     ...(p.port !== undefined ? { port: p.port } : {}),
     ...(p.password !== undefined ? { password: p.password } : {}),
     ...(p.ttlSecurity !== undefined ? { ttlSecurity: p.ttlSecurity } : {}),
+    ...(p.bfd !== undefined ? { bfd: p.bfd } : {}),
     connectRetryTime: 5,
   };
 }

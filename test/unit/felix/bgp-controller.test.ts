@@ -227,6 +227,26 @@ describe('BgpController', () => {
     expect(s.take().filter((c) => c[0].endsWith('Peer'))).toEqual([['removePeer', '10.0.0.254']]);
   });
 
+  it("a BGPPeer's password, TTL security and BFD settings reach the speaker's session options", async () => {
+    const t = await setup();
+    await t.write(nodeObj('a', '10.0.0.1'));
+    const s = t.speakers[0]!;
+    await t.write(
+      bgpPeer('tor', {
+        peerIP: '10.0.0.254',
+        asNumber: 65001,
+        password: 'fabric-secret',
+        ttlSecurity: 1,
+        bfd: { desiredMinTxMs: 100, requiredMinRxMs: 100, multiplier: 3 },
+      }),
+    );
+    expect(s.peerOptions.get('10.0.0.254')).toMatchObject({
+      password: 'fabric-secret',
+      ttlSecurity: 1,
+      bfd: { desiredMinTxMs: 100, requiredMinRxMs: 100, multiplier: 3 },
+    });
+  });
+
   it('announces its own blocks aggregated, tagged with its marker; a new block adds before the old prefix is withdrawn', async () => {
     const t = await setup();
     await t.write(nodeObj('a', '10.0.0.1'), block('10.244.0.0/26', 'a'), block('10.244.1.0/26', 'b'));
