@@ -17,7 +17,7 @@ import {
   iptablesRestoreText,
   type ChainChanges,
 } from './restore-text.js';
-import { RestoreSession } from './restore-session.js';
+import { IpsetSession, RestoreSession } from './restore-session.js';
 import { CommandError, type Runner } from './runner.js';
 import type { DesiredSet, DesiredState, Family } from './types.js';
 
@@ -65,6 +65,7 @@ export interface PolicyApplierOptions {
 
 export class PolicyApplier {
   private readonly sessions = new Map<Family, Promise<RestoreSession | null>>();
+  private ipset: Promise<IpsetSession | null> | null = null;
 
   constructor(
     private readonly run: Runner,
@@ -73,8 +74,9 @@ export class PolicyApplier {
 
   /** Ends the long-lived restore processes, if any. */
   async close(): Promise<void> {
-    const sessions = await Promise.all(this.sessions.values());
+    const sessions = await Promise.all([...this.sessions.values(), this.ipset]);
     this.sessions.clear();
+    this.ipset = null;
     await Promise.all(sessions.map((s) => s?.close()));
   }
 
@@ -153,16 +155,25 @@ export class PolicyApplier {
       }
       // A hash:net member's match/nomatch flag is part of the text; re-adding flips it in place.
       dels.push(...removed.map((m) => `del ${name} ${m.replace(/ nomatch$/, '')}`));
-      adds.push(...added.map((m) => `add ${name} ${m} -exist`));
+      adds.push(...added.map((m) => `add ${name} ${m}`));
       setMemberOps += removed.length + added.length;
     }
-    const setText =
-      [...creates, ...dels, ...adds].join('\n') +
-      (creates.length + dels.length + adds.length > 0 ? '\n' : '') +
-      ipsetRestoreText(swaps, new Set(swaps.map((s) => s.name)));
-    if (setText) {
-      await this.run('ipset', ['restore'], setText);
+    const ipset = creates.length + swaps.length === 0 ? await this.ipsetSession() : null;
+    let setText = '';
+    if (ipset && dels.length + adds.length > 0) {
+      // Members only (the label-change path): through the running `ipset -`, no process start.
+      setText = [...dels, ...adds].join('\n') + '\n';
+      await ipset.apply(setText);
       commands++;
+    } else {
+      setText =
+        [...creates, ...dels, ...adds.map((a) => `${a} -exist`)].join('\n') +
+        (creates.length + dels.length + adds.length > 0 ? '\n' : '') +
+        ipsetRestoreText(swaps, new Set(swaps.map((s) => s.name)));
+      if (setText) {
+        await this.run('ipset', ['restore'], setText);
+        commands++;
+      }
     }
     const perFamily = await Promise.all(
       next.families.map(async (f) => {
@@ -273,6 +284,21 @@ export class PolicyApplier {
       this.sessions.set(family, session);
     }
     return session;
+  }
+
+  /** The ipset session, when enabled and `stdbuf` (which it needs for unbuffered prompts) runs. */
+  private ipsetSession(): Promise<IpsetSession | null> {
+    if (!this.ipset) {
+      const spawn = this.run.spawn;
+      this.ipset =
+        this.options.sessions && spawn
+          ? this.run('stdbuf', ['--version']).then(
+              () => new IpsetSession(spawn),
+              () => null,
+            )
+          : Promise.resolve(null);
+    }
+    return this.ipset;
   }
 
   private async listSets(): Promise<Set<string>> {

@@ -14,7 +14,7 @@ export {
   type Decision,
 } from './explain.js';
 export { hostRunner, netnsRunner, CommandError, type Runner, type LongLivedProcess } from './runner.js';
-export { RestoreSession } from './restore-session.js';
+export { IpsetSession, RestoreSession } from './restore-session.js';
 export { policyPodFromResource, policyNamespaceFromResource } from './pod-input.js';
 export { networkPolicyRules, networkPolicyId } from './network-policy.js';
 export { restoreTexts, type RestoreTexts } from './restore-text.js';

@@ -88,6 +88,7 @@ test(`${UPDATES} policy and label updates under continuous probing never pass a 
   );
 
   let world = worlds[0]!;
+  const modes: string[] = [];
   for (let k = 0; k < UPDATES; k++) {
     // Every fifth update is a label change of x/c; the others step through the policy variants.
     const next: World =
@@ -102,7 +103,7 @@ test(`${UPDATES} policy and label updates under continuous probing never pass a 
     } else {
       engine.upsertPolicy(policy(next.variant));
     }
-    await engine.sync();
+    modes.push((await engine.sync()).mode);
     applyEnd.push(process.hrtime.bigint());
     worlds.push(next);
     world = next;
@@ -133,5 +134,8 @@ test(`${UPDATES} policy and label updates under continuous probing never pass a 
   // The run exercised both outcomes, so the check above was not vacuous.
   expect(passed).toBeGreaterThan(0);
   expect(blocked).toBeGreaterThan(0);
+  // Every update went through the incremental path (restore sessions included): no failure
+  // was papered over by the full re-apply fallback.
+  expect(modes.filter((m) => m === 'full')).toEqual([]);
   expect(await engine.checkDrift()).toEqual([]);
 }, 600_000);

@@ -4,7 +4,7 @@
 // close() leaves no process behind.
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { netnsRunner, RestoreSession, type Runner } from '../../../policy/index.js';
+import { IpsetSession, netnsRunner, RestoreSession, type Runner } from '../../../policy/index.js';
 import { NetnsSet } from '../../support/netns.js';
 
 const netns = new NetnsSet();
@@ -74,5 +74,36 @@ describe('RestoreSession on iptables-nft', () => {
     } finally {
       await session.close();
     }
+  });
+});
+
+describe('IpsetSession on the kernel ipset', () => {
+  const members = async (set: string) =>
+    (await run('ipset', ['save', set]))
+      .split('\n')
+      .filter((l) => l.startsWith('add '))
+      .map((l) => l.split(' ').slice(2).join(' '))
+      .sort();
+
+  test('member changes are in the set when apply() resolves; an error is reported and the session goes on', async () => {
+    await run('ipset', ['create', 'tern-s4', 'hash:net']);
+    const session = new IpsetSession(run.spawn!);
+    try {
+      await session.apply('add tern-s4 10.9.0.0/16\nadd tern-s4 10.9.1.0/24 nomatch\n');
+      expect(await members('tern-s4')).toEqual(['10.9.0.0/16', '10.9.1.0/24 nomatch']);
+      await session.apply('del tern-s4 10.9.1.0/24\nadd tern-s4 10.9.1.0/24\n');
+      expect(await members('tern-s4')).toEqual(['10.9.0.0/16', '10.9.1.0/24']);
+      // Deleting what is not there fails the call (the engine then re-applies in full).
+      await expect(session.apply('del tern-s4 10.8.0.0/16\nadd tern-s4 10.7.0.0/16\n')).rejects.toThrow(
+        /cannot be deleted/,
+      );
+      await session.apply('del tern-s4 10.7.0.0/16\n');
+      expect(await members('tern-s4')).toEqual(['10.9.0.0/16', '10.9.1.0/24']);
+      await expect(session.apply('add tern-s4 10.6.0.0/16 -exist\n')).rejects.toThrow(/-exist/);
+    } finally {
+      await session.close();
+      await run('ipset', ['destroy', 'tern-s4']);
+    }
+    expect(await pids()).toBe('');
   });
 });

@@ -3,7 +3,7 @@
 // does (message on stderr, process exits).
 import { PassThrough } from 'node:stream';
 import { describe, expect, test } from 'vitest';
-import { CommandError, RestoreSession, type LongLivedProcess } from '../../../policy/index.js';
+import { CommandError, IpsetSession, RestoreSession, type LongLivedProcess } from '../../../policy/index.js';
 
 interface FakeRestore {
   readonly spawn: (cmd: string, args: readonly string[]) => LongLivedProcess;
@@ -105,5 +105,81 @@ describe('RestoreSession', () => {
     const fake = fakeRestore();
     await new RestoreSession(fake.spawn, 'ip6tables-restore').close();
     expect(fake.started).toEqual([]);
+  });
+});
+
+/** A stand-in for interactive `ipset -` (stderr merged): a prompt at start and after each line, split across writes. */
+function fakeIpset() {
+  const lines: string[] = [];
+  const spawn = (): LongLivedProcess => {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let exit!: (r: { exitCode: number | undefined; signal: string | undefined }) => void;
+    const exited = new Promise<{ exitCode: number | undefined; signal: string | undefined }>(
+      (r) => (exit = r),
+    );
+    // Output goes out in order, one piece per event-loop turn, a prompt in two pieces.
+    let queue = Promise.resolve();
+    const write = (text: string) =>
+      (queue = queue.then(() => new Promise<void>((r) => setImmediate(() => (stdout.write(text), r())))));
+    const prompt = () => {
+      void write('ips');
+      void write('et> ');
+    };
+    prompt();
+    let buffer = '';
+    stdin.setEncoding('utf8');
+    stdin.on('data', (chunk: string) => {
+      buffer += chunk;
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        lines.push(line);
+        if (line.startsWith('del '))
+          stdout.write("ipset v7.17: Element cannot be deleted from the set: it's not added\n");
+        prompt();
+      }
+    });
+    stdin.on('end', async () => {
+      await queue;
+      stdout.end();
+      stderr.end();
+      exit({ exitCode: 0, signal: undefined });
+    });
+    return { stdin, stdout, stderr, exited, kill: () => stdin.end() };
+  };
+  return { spawn, lines };
+}
+
+describe('IpsetSession', () => {
+  test('resolves once every line of the transaction has been run, prompts split across reads', async () => {
+    const fake = fakeIpset();
+    const session = new IpsetSession(fake.spawn);
+    await session.apply('add s 10.0.0.1\nadd s 10.0.0.2\n');
+    expect(fake.lines).toEqual(['add s 10.0.0.1', 'add s 10.0.0.2']);
+    await session.apply('add s 10.0.0.3\n');
+    expect(fake.lines).toHaveLength(3);
+    await session.close();
+  });
+
+  test('an error printed for any line fails the call with that text; the next call succeeds', async () => {
+    const fake = fakeIpset();
+    const session = new IpsetSession(fake.spawn);
+    await expect(session.apply('add s 10.0.0.1\ndel s 10.0.0.9\nadd s 10.0.0.2\n')).rejects.toThrow(
+      /cannot be deleted/,
+    );
+    await session.apply('add s 10.0.0.4\n');
+    expect(fake.lines.at(-1)).toBe('add s 10.0.0.4');
+    await session.close();
+  });
+
+  test('refuses -exist, which would stick for every later line in interactive mode', async () => {
+    const fake = fakeIpset();
+    const session = new IpsetSession(fake.spawn);
+    await expect(session.apply('add s 10.0.0.1 -exist\n')).rejects.toThrow(/-exist/);
+    expect(fake.lines).toEqual([]);
+    await session.close();
   });
 });
