@@ -52,12 +52,15 @@ export function formatDuration(seconds: number): string {
 /** Like `birdc show protocols`: one line per peer. */
 export function formatPeersTable(peers: readonly PeerStatus[]): string {
   return formatTable(
-    ['PEER', 'ASN', 'TYPE', 'STATE', 'UPTIME', 'RECEIVED', 'ACCEPTED', 'ADVERTISED', 'LAST ERROR'],
+    ['PEER', 'ASN', 'TYPE', 'STATE', 'BFD', 'UPTIME', 'RECEIVED', 'ACCEPTED', 'ADVERTISED', 'LAST ERROR'],
     peers.map((p) => [
       p.address,
       String(p.asn),
       p.routeReflectorClient ? `${p.type} rr-client` : p.type,
       p.state,
+      p.bfd
+        ? `${p.bfd.state}${p.bfd.detectionTimeMs !== undefined ? ` ${p.bfd.detectionTimeMs}ms` : ''}`
+        : '-',
       p.uptime !== undefined ? formatDuration(p.uptime) : '-',
       String(p.prefixesReceived),
       String(p.prefixesAccepted),

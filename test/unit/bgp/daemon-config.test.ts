@@ -42,7 +42,7 @@ originate: [10.1.0.0/24, { prefix: 10.2.0.0/24, communities: ['65001:1'] }]
 });
 
 describe('table formatting', () => {
-  it('prints one aligned line per peer with state, uptime, counts and last error', () => {
+  it('prints one aligned line per peer with state, BFD state and detection time, uptime, counts and last error', () => {
     const peers: PeerStatus[] = [
       {
         address: '10.0.0.2',
@@ -69,14 +69,26 @@ describe('table formatting', () => {
         prefixesAccepted: 0,
         prefixesAdvertised: 0,
         lastError: 'hold timer expired',
+        bfd: {
+          peer: '10.0.0.3',
+          since: '',
+          state: 'Down',
+          remoteState: 'Down',
+          diagnostic: 'control detection time expired',
+          localDiscriminator: 1,
+          remoteDiscriminator: 0,
+          detectionTimeMs: 900,
+          multiplier: 3,
+          remoteDemand: false,
+        },
       },
     ];
     const lines = formatPeersTable(peers).split('\n');
     expect(lines[0]).toMatch(
-      /^PEER\s+ASN\s+TYPE\s+STATE\s+UPTIME\s+RECEIVED\s+ACCEPTED\s+ADVERTISED\s+LAST ERROR$/,
+      /^PEER\s+ASN\s+TYPE\s+STATE\s+BFD\s+UPTIME\s+RECEIVED\s+ACCEPTED\s+ADVERTISED\s+LAST ERROR$/,
     );
-    expect(lines[1]).toMatch(/^10\.0\.0\.2\s+65002\s+ebgp\s+Established\s+01:02:05\s+12\s+10\s+3$/);
-    expect(lines[2]).toMatch(/ibgp rr-client\s+Active\s+-\s+0\s+0\s+0\s+hold timer expired$/);
+    expect(lines[1]).toMatch(/^10\.0\.0\.2\s+65002\s+ebgp\s+Established\s+-\s+01:02:05\s+12\s+10\s+3$/);
+    expect(lines[2]).toMatch(/ibgp rr-client\s+Active\s+Down 900ms\s+-\s+0\s+0\s+0\s+hold timer expired$/);
     expect(lines[1]!.indexOf('65002')).toBe(lines[0]!.indexOf('ASN'));
   });
 
