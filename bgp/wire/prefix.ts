@@ -30,9 +30,25 @@ export function parseIpv4(text: string, field = 'address'): number {
 
 /** Scratch for the eight 16-bit groups of an address being formatted (no allocation per call). */
 const groups = new Uint16Array(8);
+/** Scratch for the text: longest "xxxx:xxxx:xxxx:xxxx:xxxx:xxxx:xxxx:xxxx/128" is 43 characters. */
+const chars = Buffer.allocUnsafe(48);
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
 
-/** RFC 5952 text of `groups`: lower-case hex, the longest run (≥ 2) of zero groups as "::". */
-function formatGroups(): string {
+function hexGroup(v: number, o: number): number {
+  if (v >= 0x1000) chars[o++] = HEX[v >> 12]!;
+  if (v >= 0x100) chars[o++] = HEX[(v >> 8) & 15]!;
+  if (v >= 0x10) chars[o++] = HEX[(v >> 4) & 15]!;
+  chars[o++] = HEX[v & 15]!;
+  return o;
+}
+
+/**
+ * RFC 5952 text of `groups` (lower-case hex, the longest run ≥ 2 of zero groups as "::"), with
+ * "/len" appended when `len` is given. Written into a byte scratch and read back as one flat
+ * string: these strings are RIB keys, and a string built by concatenation is a tree V8 flattens
+ * again on the first hash.
+ */
+function formatGroups(len?: number): string {
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8;) {
@@ -48,17 +64,24 @@ function formatGroups(): string {
     }
     i = j;
   }
-  let s = '';
+  let o = 0;
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {
-      s += '::';
+      chars[o++] = 0x3a;
+      chars[o++] = 0x3a;
       i += bestLen - 1;
       continue;
     }
-    if (i > 0 && i !== bestStart + bestLen) s += ':';
-    s += groups[i]!.toString(16);
+    if (i > 0 && i !== bestStart + bestLen) chars[o++] = 0x3a;
+    o = hexGroup(groups[i]!, o);
   }
-  return s;
+  if (len !== undefined) {
+    chars[o++] = 0x2f;
+    if (len >= 100) chars[o++] = 0x31;
+    if (len >= 10) chars[o++] = 0x30 + (Math.floor(len / 10) % 10);
+    chars[o++] = 0x30 + (len % 10);
+  }
+  return chars.toString('latin1', 0, o);
 }
 
 /** RFC 5952 text of 16 bytes at `off`. */
@@ -167,7 +190,7 @@ export function decodePrefixes(
     }
     if (len % 16 !== 0) groups[len >> 4]! &= (0xffff << (16 - (len % 16))) & 0xffff;
     off += nbytes;
-    out.push(`${formatGroups()}/${len}`);
+    out.push(formatGroups(len));
   }
 }
 
