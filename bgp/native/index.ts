@@ -31,6 +31,7 @@ interface Addon {
   setMd5Key(fd: number, peer: string, key: Buffer | undefined): void;
   setTtl(fd: number, ttl: number): void;
   setMinTtl(fd: number, minTtl: number): void;
+  setNetlinkNoEnobufs(fd: number): void;
   connect(
     peer: string,
     port: number,
@@ -159,6 +160,16 @@ export function setMinTtl(fd: number, minTtl: number): void {
   checkTtl(minTtl, 'minTtl', 0);
   const a = loadAddon();
   call(() => a.setMinTtl(fd, minTtl));
+}
+
+/**
+ * NETLINK_NO_ENOBUFS on a netlink socket: an overrun of its receive queue is no longer reported as a
+ * socket error (the kernel still counts the dropped messages in /proc/net/netlink).
+ */
+export function setNetlinkNoEnobufs(fd: number): void {
+  checkFd(fd);
+  const a = loadAddon();
+  call(() => a.setNetlinkNoEnobufs(fd));
 }
 
 /** TCP_SAVE_SYN on a listener: its accepted sockets keep the headers of their SYN (see savedSynTtl). */

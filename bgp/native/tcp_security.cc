@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/netlink.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -187,6 +188,7 @@ class TcpSecurity : public Napi::Addon<TcpSecurity> {
                              InstanceMethod("setMd5Key", &TcpSecurity::SetMd5Key),
                              InstanceMethod("setTtl", &TcpSecurity::SetTtl),
                              InstanceMethod("setMinTtl", &TcpSecurity::SetMinTtl),
+                             InstanceMethod("setNetlinkNoEnobufs", &TcpSecurity::SetNetlinkNoEnobufs),
                              InstanceMethod("connect", &TcpSecurity::Connect),
                              InstanceMethod("cancelConnect", &TcpSecurity::CancelConnect),
                              InstanceMethod("setSaveSyn", &TcpSecurity::SetSaveSyn),
@@ -230,6 +232,19 @@ class TcpSecurity : public Napi::Addon<TcpSecurity> {
     if (family < 0) return Throw(SysError(env, "SO_DOMAIN", -family));
     const char* option;
     if (int err = DoSetTtl(fd, family, ttl, &option)) return Throw(SysError(env, option, err));
+    return env.Undefined();
+  }
+
+  // Not TCP, but the same kind of missing socket option: with NETLINK_NO_ENOBUFS the kernel stops
+  // reporting a subscribed netlink socket's overrun as a socket error (which netlink@0.3.0's poll
+  // handler turns into an abort); it still counts the drops in /proc/net/netlink.
+  Napi::Value SetNetlinkNoEnobufs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd;
+    if (!GetFd(info, 0, &fd)) return ThrowType(env, "fd must be a non-negative integer");
+    int on = 1;
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof on) != 0)
+      return Throw(SysError(env, "NETLINK_NO_ENOBUFS", errno));
     return env.Undefined();
   }
 

@@ -10,6 +10,8 @@ export interface KernelEvents {
   link(kind: 'new' | 'del', link: KernelLink): void;
   /** Notifications were lost; the listener must re-read routes and links. */
   overrun(): void;
+  /** Why a receive overrun could still abort the process (the native addon is missing, …). */
+  unprotected?(reason: string): void;
 }
 
 export interface RouteKernel {
@@ -35,6 +37,7 @@ export class RtnlRouteKernel implements RouteKernel {
   subscribe(events: KernelEvents): void {
     this.monitor = new RtnlMonitor([RTNLGRP.LINK, RTNLGRP.IPV4_ROUTE, RTNLGRP.IPV6_ROUTE], {
       overrun: () => events.overrun(),
+      unprotected: (reason) => events.unprotected?.(reason),
       message: (msg) => {
         switch (msg.type) {
           case RTM.NEWROUTE:

@@ -2,6 +2,7 @@
 // pipelines many route changes into few sendmsg calls, and a monitor socket for notifications.
 import { RawNetlinkSocket } from 'netlink';
 import type { RTM } from './codec.js';
+import { OverrunGuard } from './overrun-guard.js';
 import {
   NLM_F,
   NLMSG,
@@ -224,11 +225,14 @@ export interface MonitorHandlers {
   message(msg: RawMessage): void;
   /** Notifications were lost: the caller must re-read the state it follows. */
   overrun(): void;
+  /** The socket could not be guarded against netlink@0.3.0's abort on an overrun (see OverrunGuard). */
+  unprotected?(reason: string): void;
 }
 
 /** A socket subscribed to rtnetlink multicast groups. */
 export class RtnlMonitor {
   private readonly sock = openSocket();
+  private readonly guard: OverrunGuard;
 
   constructor(groups: readonly number[], handlers: MonitorHandlers) {
     this.sock.on(
@@ -237,8 +241,13 @@ export class RtnlMonitor {
         for (const msg of splitMessages(datagram)) handlers.message(msg);
       }),
     );
-    // Note: netlink@0.3.0's native poll handler aborts the process when the kernel reports an
-    // overrun through EPOLLERR, before this listener could run; see docs/routes.md.
+    // netlink@0.3.0's native poll handler aborts the process when the kernel reports an overrun as
+    // a socket error, before this listener could run; the guard turns that report off and watches
+    // the drop counter instead. Without the addon, this listener is all there is.
+    this.guard = new OverrunGuard(this.sock.address().port, {
+      onDrops: () => handlers.overrun(),
+      onUnprotected: (reason) => handlers.unprotected?.(reason),
+    });
     this.sock.on(
       'error',
       guarded((err: Error & { code?: string }) => {
@@ -257,6 +266,7 @@ export class RtnlMonitor {
   }
 
   close(): void {
+    this.guard.close();
     this.sock.close();
   }
 }

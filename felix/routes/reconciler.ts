@@ -493,6 +493,11 @@ export class RouteReconciler {
       this.log.warn({}, 'rtnetlink notifications lost; resyncing');
       this.requestRepairResync();
     },
+    unprotected: (reason) =>
+      this.log.warn(
+        { reason },
+        'rtnetlink monitor unguarded: a notification burst beyond its buffer would abort',
+      ),
   };
 
   private onRoute(kind: 'new' | 'del', r: KernelRoute): void {

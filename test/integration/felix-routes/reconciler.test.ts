@@ -312,4 +312,32 @@ describe('route reconciler in a network namespace', () => {
     expect(await foreign()).toEqual(foreignBefore);
     await close(h);
   });
+  it('survives a foreign burst of route changes beyond its notification buffer, counts the overrun and resyncs', async () => {
+    const h = await launch();
+    await h.call({ cmd: 'setRoutes', cls: 'block', routes: BLOCKS, idle: true });
+    const burst = (verb: string) =>
+      Array.from(
+        { length: 30_000 },
+        (_, i) => `route ${verb} 10.201.${i >> 8}.${i & 255}/32 dev veth0 proto static`,
+      )
+        .concat('')
+        .join('\n');
+    try {
+      await execa('ip', ['-n', ns, '-batch', '-'], { input: burst('add') });
+      await waitFor('the overrun counted', async () => (await h.stats()).overruns > 0, 10_000, 50);
+      // Still reconciling after it: a route deleted by hand comes back.
+      await ip('route', 'del', '10.60.0.0/26', 'proto', '91');
+      await waitFor(
+        'blackhole restored',
+        async () => (await find('10.60.0.0/26'))?.protocol === '91',
+        10_000,
+        20,
+      );
+    } finally {
+      await execa('ip', ['-n', ns, '-batch', '-'], { input: burst('del'), reject: false });
+    }
+    expect((await h.stats()).failed).toBe(0);
+    expect(await foreign()).toEqual(foreignBefore);
+    await close(h);
+  }, 120_000);
 });
