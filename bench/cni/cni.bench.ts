@@ -97,13 +97,19 @@ describe('CNI ADD/DEL latency', () => {
     };
     const floorEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
     const logStart = lab.agentLog.length;
+    // Per invocation of a tern variant: its wall time and the floor measured in the same round, so
+    // that the gap can be taken pairwise (robust to load drifting between rounds).
+    const calls = new Map<string, { key: string; wall: number; floor: number }>();
     // Interleave the plugins round by round so load changes on the machine hit all of them alike.
     for (let i = 0; i < ROUNDS; i++) {
       const [floor] = await timed(() =>
         runPlugin('0', floorEnv, '', ['nsenter', `--net=/var/run/netns/${lab.node}`, process.execPath, '-e']),
       );
       add('node -e 0', floor);
-      for (const plugin of [...TERNS, 'ptp'] as const) {
+      // Rotate the order every round: a plugin never always follows the same one (a DEL leaves
+      // the kernel destroying a veth for a while, which the next call would otherwise always pay).
+      const plugins = [...TERNS, 'ptp'] as const;
+      for (const plugin of plugins.map((_, k) => plugins[(i + k) % plugins.length]!)) {
         const id = `${plugin}${i}`;
         const [a, ra] = await timed(() => invoke(plugin, 'ADD', id, pods[plugin].path));
         expect(ra.code, `${plugin} ADD: ${ra.stdout}${ra.stderr}`).toBe(0);
@@ -111,14 +117,22 @@ describe('CNI ADD/DEL latency', () => {
         expect(rd.code, `${plugin} DEL: ${rd.stdout}${rd.stderr}`).toBe(0);
         add(`${plugin} ADD`, a);
         add(`${plugin} DEL`, d);
+        calls.set(`ADD ${id}`, { key: `${plugin} ADD`, wall: a, floor });
+        calls.set(`DEL ${id}`, { key: `${plugin} DEL`, wall: d, floor });
       }
     }
 
     // The agent's own time per request (from its log): what the executable's start-up does not hide.
     for (const line of lab.agentLog.slice(logStart).split('\n')) {
       if (!line.includes('"cni ok"')) continue;
-      const entry = JSON.parse(line) as { command: string; ms: number };
+      const entry = JSON.parse(line) as { command: string; containerId: string; ms: number };
       add(`agent ${entry.command}`, entry.ms);
+      const call = calls.get(`${entry.command} ${entry.containerId}`);
+      if (!call) continue;
+      // Paired: this call's wall time over its round's floor, and that minus the agent's own work
+      // for this very request = what the executable costs beyond `node -e 0`.
+      add(`${call.key} gap`, call.wall - call.floor);
+      add(`${call.key} exe`, call.wall - call.floor - entry.ms);
     }
 
     const concurrent: Record<string, { wall: number; each: number[]; delWall: number }> = {};
@@ -171,6 +185,15 @@ describe('CNI ADD/DEL latency', () => {
         ...rows,
         `ratio tern/ptp p50: ADD ${ratio('ADD')}, DEL ${ratio('DEL')}`,
         `tern ADD p50 − floor: ${gap('ADD')} ms, of which the agent's own work (p50) ${p50('agent ADD')} ms`,
+        '',
+        "Paired per call (same round): wall − floor, and wall − floor − the agent's time for that request",
+        `${'what'.padEnd(14)}${'gap p50'.padStart(8)}${'exe p50'.padStart(8)}${'exe p90'.padStart(8)}`,
+        ...['ADD', 'DEL'].flatMap((c) =>
+          TERNS.map(
+            (t) =>
+              `${`${t} ${c}`.padEnd(14)}${fmt(pct(samples[`${t} ${c} gap`]!, 50))}${fmt(pct(samples[`${t} ${c} exe`]!, 50))}${fmt(pct(samples[`${t} ${c} exe`]!, 90))}`,
+          ),
+        ),
         '',
         `${CONCURRENT} concurrent ADDs then ${CONCURRENT} concurrent DELs, ms`,
         `${'plugin'.padEnd(14)}${'ADD wall'.padStart(8)}${'ADD p50'.padStart(8)}${'ADD p99'.padStart(8)}${'DEL wall'.padStart(8)}`,
