@@ -1,6 +1,8 @@
 // Graceful restart with a third-party daemon D (BIRD 2, FRR or GoBGP) on one LAN, both roles:
 //  - tern restarting: kill -9 tern-bgp and start it again; D keeps tern's route through the gap
-//    (sampled every 200 ms), then receives it on the new session;
+//    (sampled every 200 ms), then receives it on the new session; BIRD and FRR (zebra) install it
+//    in their namespace's kernel, and a ping flood from there to an address behind tern loses
+//    no packet across the restart;
 //  - tern receiving: D restarts gracefully (BIRD: `birdc graceful restart`, started again with -R;
 //    FRR: kill -9 bgpd with preserve-fw-state, started again; GoBGP: kill -9, started again with -r)
 //    announcing one prefix fewer; tern keeps both routes
@@ -16,11 +18,16 @@ const B = '10.78.0.2';
 const PT = '10.111.0.0/24';
 const PB = '10.112.0.0/24';
 const PX = '10.113.0.0/24';
+/** An address inside PT, on tern's side of the path. */
+const BEHIND_T = '10.111.0.1';
+/** Daemons that install learned routes in their namespace's kernel here (GoBGP has no FIB). */
+const forwards = (kind: GrDaemonKind) => kind !== 'gobgp';
 
 export type GrDaemonKind = 'bird' | 'frr' | 'gobgp';
 
 const birdConfig = (statics: string[]) => `router id ${B};
 protocol device { }
+protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }
 ${statics.map((p) => birdStatic(p)).join('')}
 protocol bgp t {
   local ${B} as 65002; neighbor ${T} as 65001;
@@ -105,7 +112,9 @@ async function startDaemon(
   restarting: boolean,
 ) {
   if (kind === 'bird') return lab.bird(ns, name, birdConfig(prefixes), restarting ? ['-R'] : []);
-  if (kind === 'frr') return lab.frr(ns, name, frrConfig(prefixes)); // FRR 8.4 has no restarting mode (-K came later)
+  // FRR 8.4 has no restarting mode (-K came later). zebra (the FIB) only for the first instance: a
+  // second zebra in the namespace would sweep the first one's routes.
+  if (kind === 'frr') return lab.frr(ns, name, frrConfig(prefixes), [], { zebra: !restarting });
   const d = await lab.gobgp(ns, name, gobgpConfig, restarting ? ['-r'] : []);
   // GoBGP originates through its API only: the session starts administratively down and is enabled
   // once the prefixes are in, so that its End-of-RIB (sent at once after a restart) covers them.
@@ -151,6 +160,14 @@ export function describeGracefulRestart(kind: GrDaemonKind): void {
         30_000,
       );
       await waitFor('BIRD routes at tern', async () => (await tern.routes()).length === 2, 30_000);
+      if (forwards(kind)) {
+        await execa('ip', ['-n', nsT, 'addr', 'add', `${BEHIND_T}/32`, 'dev', 'lo']);
+        await waitFor(
+          `${kind} installs tern's route in its kernel`,
+          async () => (await execa('ip', ['-n', nsB, 'route', 'show', PT])).stdout.includes(`via ${T}`),
+          30_000,
+        );
+      }
     }, 60_000);
 
     afterAll(async () => {
@@ -159,6 +176,16 @@ export function describeGracefulRestart(kind: GrDaemonKind): void {
 
     it(`${kind} keeps tern’s route through a kill -9 and restart of tern-bgp, and gets it again on the new session`, async () => {
       try {
+        // 3000 pings 5 ms apart (15 s) from D's namespace to an address behind tern, across the restart.
+        const flood = forwards(kind)
+          ? execa(
+              'ip',
+              ['netns', 'exec', nsB, 'ping', '-n', '-q', '-c', '3000', '-i', '0.005', '-W', '1', BEHIND_T],
+              {
+                reject: false,
+              },
+            ).then((result) => ({ result, endedAt: Date.now() }))
+          : undefined;
         process.kill(tern.pid, 'SIGKILL');
         const restarted = (async () => {
           await waitFor('BIRD sees the session drop', async () => !(await d.peers())[0]?.established, 10_000);
@@ -173,8 +200,20 @@ export function describeGracefulRestart(kind: GrDaemonKind): void {
           );
         })();
         const samples = await sampleDuring(d, restarted);
+        const restartDone = Date.now();
         expect(samples.some((s) => !s.established)).toBe(true);
         expect(samples.filter((s) => !s.has.includes(PT))).toEqual([]);
+        if (flood) {
+          const { result: ping, endedAt } = await flood;
+          const stats = /(\d+) packets transmitted, (\d+) received/.exec(ping.stdout);
+          expect(stats, ping.stdout + ping.stderr).not.toBeNull();
+          // The flood lasted through the whole restart, and lost nothing.
+          expect(endedAt).toBeGreaterThan(restartDone);
+          expect({ transmitted: Number(stats![1]), received: Number(stats![2]) }).toEqual({
+            transmitted: 3000,
+            received: 3000,
+          });
+        }
         expect((await d.routes()).map((r) => r.prefix)).toContain(PT);
         if (kind === 'bird') expect(await d.log()).toMatch(/Neighbor graceful restart detected/);
       } catch (err) {
