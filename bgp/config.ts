@@ -78,6 +78,8 @@ const peer = z
       .optional(),
     /** GTSM (RFC 5082): maximum hops to the peer. */
     ttlSecurity: z.number().int().min(1).max(254).optional(),
+    /** RFC 7313 (capability 70, BoRR/EoRR); on unless false. */
+    enhancedRouteRefresh: z.boolean().optional(),
     importPolicy: policy.optional(),
     exportPolicy: policy.optional(),
   })
@@ -125,6 +127,10 @@ const configSchema = z
           .strict(),
       ])
       .optional(),
+    /** Next hops for the family a session's own address does not give (IPv6 routes over IPv4, …). */
+    nextHops: z.object({ ipv4: z.string().optional(), ipv6: z.string().optional() }).strict().optional(),
+    /** Seconds to wait for a peer's EoRR after its BoRR before purging what it did not re-send. */
+    refreshPurgeTime: z.number().positive().optional(),
     /** UDP port of BFD (default 3784). */
     bfdPort: z.number().int().min(1).max(65535).optional(),
     controlSocket: z.string().optional(),
@@ -164,6 +170,8 @@ export function parseDaemonConfig(text: string, source = 'config'): DaemonConfig
       ...(c.listen !== undefined ? { listen: c.listen } : {}),
       ...(c.gracefulRestart !== undefined ? { gracefulRestart: c.gracefulRestart } : {}),
       ...(c.bfdPort !== undefined ? { bfd: { port: c.bfdPort } } : {}),
+      ...(c.nextHops ? { nextHops: c.nextHops } : {}),
+      ...(c.refreshPurgeTime !== undefined ? { refreshPurgeTime: c.refreshPurgeTime } : {}),
     },
     ...(c.controlSocket ? { controlSocket: c.controlSocket } : {}),
     logLevel: c.logLevel ?? 'info',

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // tern-bgp: tern's BGP speaker run alone (route reflector, interop tests, lab).
 //   tern-bgp --config file.yaml|json [--control /path/to.sock]
+// SIGHUP re-reads the file: peers and originated prefixes follow it (see reload.ts).
 import { readFile, rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { parseDaemonConfig } from './config.js';
+import { parseDaemonConfig, type DaemonConfig } from './config.js';
 import { DEFAULT_CONTROL_SOCKET } from './control-client.js';
 import { startControlServer } from './control-server.js';
+import { applyReload } from './reload.js';
 import { BgpSpeaker } from './speaker.js';
 
 async function main(): Promise<void> {
@@ -18,7 +20,7 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const config = parseDaemonConfig(await readFile(values.config, 'utf8'), values.config);
+  let config: DaemonConfig = parseDaemonConfig(await readFile(values.config, 'utf8'), values.config);
   const logger = pino({ level: config.logLevel, base: { component: 'tern-bgp' } });
   const speaker = new BgpSpeaker({ ...config.speaker, logger });
   for (const p of config.peers) speaker.addPeer(p);
@@ -42,6 +44,20 @@ async function main(): Promise<void> {
     // Let the Cease NOTIFICATIONs leave before exiting.
     setTimeout(() => process.exit(0), 300).unref();
   };
+  const reload = async () => {
+    try {
+      const next = parseDaemonConfig(await readFile(values.config!, 'utf8'), values.config);
+      const summary = applyReload(speaker, config, next);
+      config = next;
+      logger.info(summary, 'configuration reloaded');
+      if (summary.needsRestart)
+        logger.warn({}, 'speaker-wide settings changed: they apply at the next start');
+    } catch (err) {
+      // A bad file leaves the running configuration as it was.
+      logger.error({ err: (err as Error).message }, 'configuration not reloaded');
+    }
+  };
+  process.on('SIGHUP', () => void reload());
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }

@@ -3,10 +3,12 @@
 //  - the daemon asks tern (FRR `clear bgp … soft in`, BIRD `reload in`): tern answers with BoRR,
 //    its routes and EoRR; the daemon, which purges at EoRR whatever was not re-sent, keeps them;
 //  - BIRD re-sends to tern (`reload out`) framed by BoRR / EoRR: tern marks BIRD's routes at BoRR
-//    and keeps the re-sent ones at EoRR. (FRR 8.4 frames a re-advertisement only when asked by a
-//    ROUTE-REFRESH; tern asks when a peer's import policy changes, which tern-bgp's config cannot
-//    do at run time: that direction is covered by the unit tests with a raw peer.)
+//    and keeps the re-sent ones at EoRR;
+//  - tern asks: its import policy changes (tern-bgp re-reads its config on SIGHUP), it sends a
+//    ROUTE-REFRESH, and the daemon's re-sent routes pass the new policy — a route the old policy
+//    rejected arrives, on the same session.
 import { execa } from 'execa';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BgpLab, birdStatic, type DaemonHandle, type TernHandle } from '../../support/bgp-daemons.js';
@@ -62,6 +64,15 @@ for (const kind of ['frr', 'bird'] as const) {
     const lab = new BgpLab();
     let tern: TernHandle;
     let d: DaemonHandle;
+    const ternConfig = (importPolicy?: unknown) => ({
+      asn: 65001,
+      routerId: T,
+      // FRR 8.4 ignores a ROUTE-REFRESH received "before EoR", and sends its End-of-RIB only to
+      // peers with the graceful restart capability: tern advertises it, as the agent always does.
+      gracefulRestart: { restartTime: 60 },
+      peers: [{ address: D, asn: 65002, connectRetryTime: 1, ...(importPolicy ? { importPolicy } : {}) }],
+      originate: [PT],
+    });
 
     beforeAll(async () => {
       await lab.init();
@@ -71,12 +82,7 @@ for (const kind of ['frr', 'bird'] as const) {
         { ns: nsT, address: `${T}/24` },
         { ns: nsD, address: `${D}/24` },
       ]);
-      tern = await lab.tern(nsT, 't', {
-        asn: 65001,
-        routerId: T,
-        peers: [{ address: D, asn: 65002, connectRetryTime: 1 }],
-        originate: [PT],
-      });
+      tern = await lab.tern(nsT, 't', ternConfig());
       d = kind === 'frr' ? await lab.frr(nsD, 'd', configs.frr) : await lab.bird(nsD, 'd', configs.bird);
       await waitFor(
         `tern route at ${kind}`,
@@ -139,5 +145,31 @@ for (const kind of ['frr', 'bird'] as const) {
           await failWithLogs(err);
         }
       }, 60_000);
+
+    it(`asks ${kind} for a refresh when its import policy changes, and the routes follow the policy on the same session`, async () => {
+      try {
+        const reconfigure = async (importPolicy?: unknown) => {
+          await writeFile(
+            path.join(lab.dir, 't', 'tern-bgp.json'),
+            JSON.stringify({ logLevel: 'debug', ...ternConfig(importPolicy), controlSocket: tern.socket }),
+          );
+          process.kill(tern.pid, 'SIGHUP');
+        };
+        const sessions = (await ternLog(tern, 'session established')).length;
+        await reconfigure({ rules: [{ match: { prefixes: [{ prefix: PD }] }, action: 'reject' }] });
+        await waitFor(
+          `${PD} rejected`,
+          async () => !(await tern.routes()).some((r) => r.prefix === PD),
+          15_000,
+        );
+        await reconfigure();
+        await waitFor(`${PD} back`, async () => (await tern.routes()).some((r) => r.prefix === PD), 15_000);
+        expect((await ternLog(tern, 'configuration reloaded')).map((l) => l.updated)).toEqual([[D], [D]]);
+        expect(await ternLog(tern, 'session established')).toHaveLength(sessions);
+        expect((await tern.status())[0]).toMatchObject({ state: 'Established', prefixesAccepted: 1 });
+      } catch (err) {
+        await failWithLogs(err);
+      }
+    }, 60_000);
   });
 }
