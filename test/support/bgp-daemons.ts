@@ -2,21 +2,11 @@
 // normalized shape. One BgpLab owns its namespaces, a private state dir and every daemon it
 // started, and `cleanup()` removes all of it (daemons stopped by PID) even after a failure.
 import { execa, type ResultPromise } from 'execa';
-import {
-  chmod,
-  mkdir,
-  mkdtemp,
-  readFile,
-  readdir,
-  rm,
-  rmdir,
-  stat,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NetnsSet, stopProcess, waitFor } from './netns.js';
+import { REPO, buildPrivately } from './private-build.js';
 import { getPeers, getRib, originateRoute, withdrawRoute } from '../../bgp/control-client.js';
 import type { PeerStatus, RibEntry } from '../../bgp/speaker.js';
 
@@ -50,63 +40,19 @@ export interface DaemonHandle {
   stop(): Promise<void>;
 }
 
-const REPO = path.resolve(import.meta.dirname, '../..');
 /** tern-bgp compiled for tests, private to them (dist/ is rebuilt by others at any moment). */
-const BGP_BUILD = path.join(tmpdir(), 'tern-bgp-test-build');
+export const BGP_BUILD = path.join(tmpdir(), 'tern-bgp-test-build');
 const BGP_MAIN = path.join(BGP_BUILD, 'bgp/main.js');
 
-/** Newest modification time of the sources tern-bgp is built from. */
-async function sourcesStamp(): Promise<string> {
-  let newest = 0;
-  for (const dir of ['bgp', 'model']) {
-    const files = await readdir(path.join(REPO, dir), { recursive: true });
-    for (const f of files.filter((x) => x.endsWith('.ts'))) {
-      newest = Math.max(newest, (await stat(path.join(REPO, dir, f))).mtimeMs);
-    }
-  }
-  return String(newest);
-}
-
-/**
- * Compiles tern-bgp into a private directory when its sources changed (a lock directory keeps
- * test files running in parallel from building at once). Returns the main script.
- */
+/** Compiles tern-bgp into a private directory when its sources changed. Returns the main script. */
 export async function buildTernBgp(): Promise<string> {
-  const lock = `${BGP_BUILD}.lock`;
-  await waitFor(
-    'the tern-bgp build lock',
-    async () => {
-      try {
-        await mkdir(lock);
-        return true;
-      } catch {
-        const s = await stat(lock).catch(() => undefined);
-        if (s && Date.now() - s.mtimeMs > 300_000) await rmdir(lock).catch(() => undefined);
-        return false;
-      }
-    },
-    300_000,
-    200,
-  );
-  try {
-    const stamp = await sourcesStamp();
-    const stampFile = path.join(BGP_BUILD, '.stamp');
-    if ((await readFile(stampFile, 'utf8').catch(() => '')) === stamp) return BGP_MAIN;
-    await mkdir(BGP_BUILD, { recursive: true });
-    await writeFile(path.join(BGP_BUILD, 'package.json'), '{"type":"module"}\n');
-    await symlink(path.join(REPO, 'node_modules'), path.join(BGP_BUILD, 'node_modules')).catch(() => {});
-    await execa(
-      'npx',
-      ['tsc', '-p', path.join(REPO, 'test/support/tsconfig.bgp-build.json'), '--outDir', BGP_BUILD],
-      {
-        cwd: REPO,
-      },
-    );
-    await writeFile(stampFile, stamp);
-    return BGP_MAIN;
-  } finally {
-    await rmdir(lock).catch(() => undefined);
-  }
+  await buildPrivately({
+    dir: BGP_BUILD,
+    tsconfig: 'test/support/tsconfig.bgp-build.json',
+    sources: ['bgp', 'model'],
+    outputs: [BGP_MAIN],
+  });
+  return BGP_MAIN;
 }
 
 export class BgpLab {

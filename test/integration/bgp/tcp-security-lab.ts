@@ -2,78 +2,31 @@
 // other builds rewrite at any moment) run in a BgpLab's namespaces with the native addon, and
 // readers for what the kernel says about the sockets (ss, /proc/net/netstat).
 import { execa, type ResultPromise } from 'execa';
-import { mkdir, readdir, readFile, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { getPeers, getRib, originateRoute, withdrawRoute } from '../../../bgp/control-client.js';
 import { parseMd5Counters, type Md5Counters } from '../../../bgp/native/index.js';
-import type { BgpLab, TernHandle } from '../../support/bgp-daemons.js';
+import {
+  BGP_BUILD,
+  buildTernBgp as buildSharedTernBgp,
+  type BgpLab,
+  type TernHandle,
+} from '../../support/bgp-daemons.js';
 import { stopProcess, waitFor } from '../../support/netns.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
-export const BUILD_DIR = path.join(tmpdir(), 'tern-bgp-tcp-security-build');
-const MAIN = path.join(BUILD_DIR, 'bgp/main.js');
 export const ADDON = path.join(ROOT, 'bgp/native/build/Release/tern_tcp.node');
+/** Where the tests' tern-bgp is built (the bench's feeder loads the codec from there). */
+export const BUILD_DIR = BGP_BUILD;
 
-async function newest(dir: string): Promise<number> {
-  let t = 0;
-  for (const e of await readdir(path.join(ROOT, dir), { withFileTypes: true, recursive: true })) {
-    if (e.isFile() && e.name.endsWith('.ts'))
-      t = Math.max(t, (await stat(path.join(e.parentPath, e.name))).mtimeMs);
-  }
-  return t;
-}
+let main: string | undefined;
 
-/** Compiles tern-bgp into a private directory (once, under a lock, when its sources are newer). */
+/** The tests' private build of tern-bgp (shared with the other interop tests), and the addon it needs. */
 export async function buildTernBgp(): Promise<void> {
   await stat(ADDON).catch(() => {
     throw new Error(`${ADDON} is missing: run scripts/setup.sh (or node-gyp rebuild in bgp/native)`);
   });
-  const lock = `${BUILD_DIR}.lock`;
-  await waitFor(
-    'the tern-bgp build lock',
-    async () => {
-      try {
-        await mkdir(lock);
-        return true;
-      } catch {
-        const s = await stat(lock).catch(() => undefined);
-        if (s && Date.now() - s.mtimeMs > 300_000) await rmdir(lock).catch(() => undefined);
-        return false;
-      }
-    },
-    300_000,
-    200,
-  );
-  try {
-    const built = await stat(MAIN).then(
-      (s) => s.mtimeMs,
-      () => 0,
-    );
-    const sources = Math.max(await newest('bgp'), await newest('model'));
-    if (built > sources) return;
-    await mkdir(BUILD_DIR, { recursive: true });
-    await writeFile(path.join(BUILD_DIR, 'package.json'), '{"type":"module"}\n');
-    await symlink(path.join(ROOT, 'node_modules'), path.join(BUILD_DIR, 'node_modules')).catch(
-      () => undefined,
-    );
-    const r = await execa(
-      'npx',
-      [
-        'tsc',
-        '-p',
-        path.join(ROOT, 'test/integration/bgp/tsconfig.tcp-security-build.json'),
-        '--outDir',
-        BUILD_DIR,
-      ],
-      { cwd: ROOT, reject: false },
-    );
-    await stat(MAIN).catch(() => {
-      throw new Error(`tern-bgp build failed: ${r.stdout}\n${r.stderr}`);
-    });
-  } finally {
-    await rmdir(lock).catch(() => undefined);
-  }
+  main = await buildSharedTernBgp();
 }
 
 /** Starts the privately built tern-bgp in `ns` (stopped by `stopAll`). */
@@ -90,12 +43,16 @@ export async function startTern(
   const sock = path.join(d, 'control.sock');
   await writeFile(conf, JSON.stringify({ logLevel: 'debug', ...config, controlSocket: sock }));
   const logFile = path.join(d, 'tern-bgp.log');
-  const child: ResultPromise = execa('ip', ['netns', 'exec', ns, process.execPath, MAIN, '--config', conf], {
-    stdout: { file: logFile, append: true },
-    stderr: { file: logFile, append: true },
-    env: { TERN_TCP_ADDON: ADDON },
-    reject: false,
-  });
+  const child: ResultPromise = execa(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, main ?? (await buildSharedTernBgp()), '--config', conf],
+    {
+      stdout: { file: logFile, append: true },
+      stderr: { file: logFile, append: true },
+      env: { TERN_TCP_ADDON: ADDON },
+      reject: false,
+    },
+  );
   const pid = child.pid!;
   const handle: TernHandle = {
     kind: 'tern',

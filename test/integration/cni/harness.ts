@@ -2,11 +2,12 @@
 // address and a default route, as a real host has) running the CNI agent, pod netns created on
 // demand, and the real `tern` executable invoked exactly as a runtime does (env + stdin).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { NetnsSet, stopProcess, waitFor } from '../../support/netns.js';
+import { buildPrivately } from '../../support/private-build.js';
 
 export const ROOT = new URL('../../../', import.meta.url).pathname;
 /**
@@ -42,61 +43,15 @@ export async function bundlePlugin(file: string, node = process.execPath): Promi
 }
 export const UPLINK_MTU = 1400;
 
-/** Compiles the executable and the standalone agent into dist/ (once, under a lock, when stale). */
+/** Compiles the executable, the standalone agent and the bundle privately (once, when stale). */
 export async function buildCni(): Promise<void> {
-  const lock = join(tmpdir(), 'tern-cni-build.lock');
-  await waitFor(
-    'the CNI build lock',
-    async () => {
-      try {
-        await mkdir(lock);
-        return true;
-      } catch {
-        // A lock older than 5 minutes belongs to a build that died.
-        const s = await stat(lock).catch(() => undefined);
-        if (s && Date.now() - s.mtimeMs > 300_000) await rmdir(lock).catch(() => undefined);
-        return false;
-      }
-    },
-    300_000,
-    200,
-  );
-  try {
-    if (!(await isStale())) return;
-    await mkdir(BUILD_DIR, { recursive: true });
-    await writeFile(join(BUILD_DIR, 'package.json'), '{"type":"module"}\n');
-    await symlink(join(ROOT, 'node_modules'), join(BUILD_DIR, 'node_modules')).catch(() => undefined);
-    await execa(
-      'npx',
-      ['tsc', '-p', join(ROOT, 'test/integration/cni/tsconfig.cni-build.json'), '--outDir', BUILD_DIR],
-      { cwd: ROOT, reject: false },
-    );
-    await bundlePlugin(TERN_BIN);
-    for (const f of BUILT) await stat(f);
-  } finally {
-    await rmdir(lock).catch(() => undefined);
-  }
-}
-
-async function newestSource(dir: string): Promise<number> {
-  let newest = 0;
-  for (const e of await readdir(join(ROOT, dir), { withFileTypes: true, recursive: true })) {
-    if (e.isFile() && e.name.endsWith('.ts'))
-      newest = Math.max(newest, (await stat(join(e.parentPath, e.name))).mtimeMs);
-  }
-  return newest;
-}
-
-async function isStale(): Promise<boolean> {
-  const built = await Promise.all(
-    BUILT.map((f) =>
-      stat(f)
-        .then((s) => s.mtimeMs)
-        .catch(() => 0),
-    ),
-  );
-  const sources = await Promise.all(['cni', 'ipam', 'model', 'datastore'].map(newestSource));
-  return Math.min(...built) < Math.max(...sources);
+  await buildPrivately({
+    dir: BUILD_DIR,
+    tsconfig: 'test/integration/cni/tsconfig.cni-build.json',
+    sources: ['cni', 'ipam', 'model', 'datastore'],
+    outputs: BUILT,
+    after: () => bundlePlugin(TERN_BIN),
+  });
 }
 
 export interface TernOutput {
