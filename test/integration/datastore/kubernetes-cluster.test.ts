@@ -26,32 +26,27 @@ const NAMESPACE = process.env.TERN_TEST_NAMESPACE ?? 'default';
 
 interface Target {
   name: string;
-  enabled: boolean;
   open(): Promise<{ store: KubernetesDatastore; teardown(): Promise<void> }>;
 }
 
-const TARGETS: Target[] = [
-  {
-    name: 'our Kubernetes protocol server',
-    enabled: true,
-    open: async () => {
-      const server: KubeApiServer = await startKubeApiServer({ bookmarkIntervalMs: 500 });
-      // History older than this run is gone, as on any real cluster some minutes old.
-      server.tenant().rv = 1000;
-      server.compact();
-      const store = new KubernetesDatastore({ server: server.url, logger: quiet });
-      return { store, teardown: () => server.close() };
-    },
+const PROTOCOL_SERVER: Target = {
+  name: 'our Kubernetes protocol server',
+  open: async () => {
+    const server: KubeApiServer = await startKubeApiServer({ bookmarkIntervalMs: 500 });
+    // History older than this run is gone, as on any real cluster some minutes old.
+    server.tenant().rv = 1000;
+    server.compact();
+    const store = new KubernetesDatastore({ server: server.url, logger: quiet });
+    return { store, teardown: () => server.close() };
   },
-  {
-    name: `the cluster of KUBECONFIG${KUBECONFIG ? ` (${KUBECONFIG})` : ' (skipped: KUBECONFIG is not set, no cluster to run against)'}`,
-    enabled: Boolean(KUBECONFIG),
-    open: async () => {
-      const store = new KubernetesDatastore({ kubeconfigPath: KUBECONFIG, logger: quiet });
-      return { store, teardown: async () => undefined };
-    },
+};
+const REAL_CLUSTER: Target = {
+  name: `the cluster of KUBECONFIG (${KUBECONFIG ?? 'not set'})`,
+  open: async () => {
+    const store = new KubernetesDatastore({ kubeconfigPath: KUBECONFIG, logger: quiet });
+    return { store, teardown: async () => undefined };
   },
-];
+};
 
 const suffix = uniqueSuffix(4);
 const pool = (name: string, cidr: string): IPPool => ({
@@ -69,38 +64,35 @@ const reservation = (name: string): IPReservation => ({
 const ours = (name: string) => name.startsWith(`tern-test-${suffix}-`);
 const short = (name: string) => name.slice(`tern-test-${suffix}-`.length);
 
-describe.each(TARGETS)('kubernetes datastore on $name', (target) => {
-  let store: KubernetesDatastore;
-  let teardown: (() => Promise<void>) | undefined;
-  const created: Array<[Kind, { namespace?: string; name: string }]> = [];
-  const track = <T extends IPPool | IPReservation>(o: T): T => {
-    created.push([
-      o.kind,
-      { ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}), name: o.metadata.name },
-    ]);
-    return o;
-  };
+function describeOn(target: Target): void {
+  describe(`kubernetes datastore on ${target.name}`, () => {
+    let store: KubernetesDatastore;
+    let teardown: (() => Promise<void>) | undefined;
+    const created: Array<[Kind, { namespace?: string; name: string }]> = [];
+    const track = <T extends IPPool | IPReservation>(o: T): T => {
+      created.push([
+        o.kind,
+        { ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}), name: o.metadata.name },
+      ]);
+      return o;
+    };
 
-  beforeAll(async () => {
-    if (!target.enabled) return;
-    ({ store, teardown } = await target.open());
-    const probe = await store.list('IPPool').catch((e: unknown) => e);
-    if (probe instanceof NotFoundError)
-      throw new Error(
-        "the cluster has no tern.network CRDs: apply deploy/kubernetes's CRDs first (docs/datastore.md)",
-      );
-    if (probe instanceof Error) throw probe;
-  });
-  afterAll(async () => {
-    if (!target.enabled) return;
-    for (const [kind, key] of created) await store.delete(kind, key).catch(() => undefined);
-    await store.close();
-    await teardown?.();
-  });
+    beforeAll(async () => {
+      ({ store, teardown } = await target.open());
+      const probe = await store.list('IPPool').catch((e: unknown) => e);
+      if (probe instanceof NotFoundError)
+        throw new Error(
+          "the cluster has no tern.network CRDs: apply deploy/kubernetes's CRDs first (docs/datastore.md)",
+        );
+      if (probe instanceof Error) throw probe;
+    });
+    afterAll(async () => {
+      for (const [kind, key] of created) await store.delete(kind, key).catch(() => undefined);
+      await store.close();
+      await teardown?.();
+    });
 
-  it.runIf(target.enabled)(
-    'creates, reads, updates and deletes cluster-scoped and namespaced custom resources',
-    async () => {
+    it('creates, reads, updates and deletes cluster-scoped and namespaced custom resources', async () => {
       const p = await store.create(track(pool('crud', '10.250.0.0/24')));
       expect(await store.get('IPPool', { name: p.metadata.name })).toMatchObject({
         spec: { cidr: '10.250.0.0/24' },
@@ -119,30 +111,27 @@ describe.each(TARGETS)('kubernetes datastore on $name', (target) => {
       expect(await store.get('IPPool', { name: p.metadata.name })).toBeUndefined();
       await expect(store.delete('IPPool', { name: p.metadata.name })).rejects.toBeInstanceOf(NotFoundError);
       await expect(store.update(u)).rejects.toBeInstanceOf(NotFoundError);
-    },
-  );
+    });
 
-  it.runIf(target.enabled)('refuses stale updates and deletes with ConflictError', async () => {
-    const base = await store.create(track(pool('cas', '10.250.2.0/24')));
-    const winner = await store.update({ ...base, spec: { ...base.spec, blockSize: 27 } });
-    await expect(store.update({ ...base, spec: { ...base.spec, blockSize: 29 } })).rejects.toBeInstanceOf(
-      ConflictError,
-    );
-    await expect(
-      store.delete(
-        'IPPool',
-        { name: base.metadata.name },
-        { resourceVersion: base.metadata.resourceVersion },
-      ),
-    ).rejects.toBeInstanceOf(ConflictError);
-    expect((await store.get('IPPool', { name: base.metadata.name }))?.spec.blockSize).toBe(
-      winner.spec.blockSize,
-    );
-  });
+    it('refuses stale updates and deletes with ConflictError', async () => {
+      const base = await store.create(track(pool('cas', '10.250.2.0/24')));
+      const winner = await store.update({ ...base, spec: { ...base.spec, blockSize: 27 } });
+      await expect(store.update({ ...base, spec: { ...base.spec, blockSize: 29 } })).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+      await expect(
+        store.delete(
+          'IPPool',
+          { name: base.metadata.name },
+          { resourceVersion: base.metadata.resourceVersion },
+        ),
+      ).rejects.toBeInstanceOf(ConflictError);
+      expect((await store.get('IPPool', { name: base.metadata.name }))?.spec.blockSize).toBe(
+        winner.spec.blockSize,
+      );
+    });
 
-  it.runIf(target.enabled)(
-    'loses no update among 20 concurrent compare-and-swap writers',
-    async () => {
+    it('loses no update among 20 concurrent compare-and-swap writers', async () => {
       const name = (
         await store.create(
           track({
@@ -166,13 +155,9 @@ describe.each(TARGETS)('kubernetes datastore on $name', (target) => {
       };
       await Promise.all(Array.from({ length: 20 }, increment));
       expect((await store.get('IPPool', { name }))?.metadata.annotations?.count).toBe('20');
-    },
-    60_000,
-  );
+    }, 60_000);
 
-  it.runIf(target.enabled)(
-    'watches from a list revision and resumes from an event revision, in order',
-    async () => {
+    it('watches from a list revision and resumes from an event revision, in order', async () => {
       const { revision } = await store.list('IPPool');
       const seen: Array<{ e: string; rv: string }> = [];
       const onEvent = (e: WatchEvent<'IPPool'>) => {
@@ -191,20 +176,17 @@ describe.each(TARGETS)('kubernetes datastore on $name', (target) => {
       await waitFor('resumed events', () => seen.length >= 4, 10_000, 10);
       await w2.close();
       expect(seen.map((s) => s.e)).toEqual(['added w-a', 'modified w-a', 'added w-b', 'deleted w-a']);
-    },
-  );
+    });
 
-  it.runIf(target.enabled)('ends a watch from a long-compacted resourceVersion with resync', async () => {
-    const events: string[] = [];
-    const w = store.watch('IPPool', { fromRevision: '1' }, (e) => events.push(e.type));
-    await waitFor('resync', () => events.length >= 1, 15_000, 20);
-    await w.close();
-    expect(events).toEqual(['resync']);
-  });
+    it('ends a watch from a long-compacted resourceVersion with resync', async () => {
+      const events: string[] = [];
+      const w = store.watch('IPPool', { fromRevision: '1' }, (e) => events.push(e.type));
+      await waitFor('resync', () => events.length >= 1, 15_000, 20);
+      await w.close();
+      expect(events).toEqual(['resync']);
+    });
 
-  it.runIf(target.enabled)(
-    'feeds an Informer that converges on the objects it lists and watches',
-    async () => {
+    it('feeds an Informer that converges on the objects it lists and watches', async () => {
       const informer = new Informer(store, 'IPReservation', { namespace: NAMESPACE, logger: quiet });
       informer.start();
       await informer.synced();
@@ -223,6 +205,14 @@ describe.each(TARGETS)('kubernetes datastore on $name', (target) => {
         10,
       );
       await informer.stop();
-    },
-  );
-});
+    });
+  });
+}
+
+describeOn(PROTOCOL_SERVER);
+// Skipped with a reason: this machine and CI have no Kubernetes cluster; set KUBECONFIG to one with
+// tern's CRDs applied to run the same tests there (docs/datastore.md).
+describe.skipIf(!KUBECONFIG)(
+  'against a real cluster (skipped unless KUBECONFIG names one: no cluster here)',
+  () => describeOn(REAL_CLUSTER),
+);
