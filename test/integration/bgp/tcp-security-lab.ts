@@ -1,10 +1,9 @@
 // Support for the TCP MD5 / GTSM interop tests: a private build of tern-bgp (outside dist/, which
 // other builds rewrite at any moment) run in a BgpLab's namespaces with the native addon, and
 // readers for what the kernel says about the sockets (ss, /proc/net/netstat).
-import { execa, type ResultPromise } from 'execa';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { getPeers, getRib, originateRoute, withdrawRoute } from '../../../bgp/control-client.js';
 import { parseMd5Counters, type Md5Counters } from '../../../bgp/native/index.js';
 import {
   BGP_BUILD,
@@ -12,24 +11,22 @@ import {
   type BgpLab,
   type TernHandle,
 } from '../../support/bgp-daemons.js';
-import { stopProcess, waitFor } from '../../support/netns.js';
+import { stopProcess } from '../../support/netns.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 export const ADDON = path.join(ROOT, 'bgp/native/build/Release/tern_tcp.node');
 /** Where the tests' tern-bgp is built (the bench's feeder loads the codec from there). */
 export const BUILD_DIR = BGP_BUILD;
 
-let main: string | undefined;
-
 /** The tests' private build of tern-bgp (shared with the other interop tests), and the addon it needs. */
 export async function buildTernBgp(): Promise<void> {
   await stat(ADDON).catch(() => {
     throw new Error(`${ADDON} is missing: run scripts/setup.sh (or node-gyp rebuild in bgp/native)`);
   });
-  main = await buildSharedTernBgp();
+  await buildSharedTernBgp();
 }
 
-/** Starts the privately built tern-bgp in `ns` (stopped by `stopAll`). */
+/** Starts the lab's tern-bgp in `ns`, also listed in `started` so a test can stop its own (`stopAll`). */
 export async function startTern(
   lab: BgpLab,
   ns: string,
@@ -37,52 +34,9 @@ export async function startTern(
   config: Record<string, unknown>,
   started: TernHandle[],
 ): Promise<TernHandle> {
-  const d = path.join(lab.dir, name);
-  await mkdir(d, { recursive: true });
-  const conf = path.join(d, 'tern-bgp.json');
-  const sock = path.join(d, 'control.sock');
-  await writeFile(conf, JSON.stringify({ logLevel: 'debug', ...config, controlSocket: sock }));
-  const logFile = path.join(d, 'tern-bgp.log');
-  const child: ResultPromise = execa(
-    'ip',
-    ['netns', 'exec', ns, process.execPath, main ?? (await buildSharedTernBgp()), '--config', conf],
-    {
-      stdout: { file: logFile, append: true },
-      stderr: { file: logFile, append: true },
-      env: { TERN_TCP_ADDON: ADDON },
-      reject: false,
-    },
-  );
-  const pid = child.pid!;
-  const handle: TernHandle = {
-    kind: 'tern',
-    name,
-    pid,
-    socket: sock,
-    status: () => getPeers(sock),
-    rib: () => getRib(sock),
-    routes: async () =>
-      (await getRib(sock)).flatMap((e) =>
-        e.paths
-          .filter((p) => p.best && p.source !== 'local')
-          .map((p) => ({ prefix: e.prefix, nextHop: p.nextHop ?? '', asPath: p.asPath })),
-      ),
-    peers: async () =>
-      (await getPeers(sock)).map((p) => ({ address: p.address, established: p.state === 'Established' })),
-    originate: async (prefix) => void (await originateRoute(sock, prefix)),
-    withdraw: async (prefix) => void (await withdrawRoute(sock, prefix)),
-    log: () => readFile(logFile, 'utf8').catch(() => ''),
-    stop: async () => {
-      await stopProcess(pid);
-      await Promise.race([child, new Promise((r) => setTimeout(r, 2000))]);
-    },
-  };
+  await buildTernBgp();
+  const handle = await lab.tern(ns, name, config);
   started.push(handle);
-  await waitFor(
-    `${name} control socket`,
-    async () => Array.isArray(await getPeers(sock).catch(() => undefined)),
-    15_000,
-  );
   return handle;
 }
 
