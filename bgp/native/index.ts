@@ -1,6 +1,6 @@
-// Typed access to tern's TCP security addon (tcp_security.cc): TCP MD5 signatures (RFC 2385) and
-// TTL / minimum TTL (GTSM, RFC 5082) on sockets Node's `net` creates or wraps. The addon is loaded
-// on first use, so speakers without a secured peer never need the build.
+// Typed access to tern's native addon (tcp_security.cc, netns.cc): TCP MD5 signatures (RFC 2385),
+// TTL / minimum TTL (GTSM, RFC 5082) on sockets Node's `net` creates or wraps, and running code in
+// another network namespace. The addon is loaded on first use.
 import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -44,6 +44,7 @@ interface Addon {
   cancelConnect(id: number): boolean;
   setSaveSyn(fd: number, on: boolean): void;
   savedSynTtl(fd: number): number;
+  inNetns(targetFd: number, homeFd: number, fn: () => unknown): unknown;
 }
 
 const ADDON_FILE = 'build/Release/tern_tcp.node';
@@ -70,7 +71,7 @@ export function openAddon(candidates: readonly string[]): Addon {
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
     throw new TcpSecurityAddonMissingError(
-      `TCP MD5 / GTSM need tern's native addon, which is not built (looked for ${candidates.join(', ')}): ${BUILD_HINT}`,
+      `tern's native addon (TCP MD5 / GTSM, network namespaces) is not built (looked for ${candidates.join(', ')}): ${BUILD_HINT}`,
     );
   }
   try {
@@ -185,6 +186,20 @@ export function savedSynTtl(fd: number): number | undefined {
   const a = loadAddon();
   const ttl = call(() => a.savedSynTtl(fd));
   return ttl < 0 ? undefined : ttl;
+}
+
+// ---------------------------------------------------------------- network namespaces
+
+/**
+ * Runs the synchronous `fn` with the calling thread in the network namespace of `targetFd`, and puts
+ * it back into `homeFd`'s afterwards, also when `fn` throws (the process aborts if it cannot go
+ * back). A socket created inside `fn` stays in the target netns for its whole life.
+ */
+export function inNetns<T>(targetFd: number, homeFd: number, fn: () => T): T {
+  checkFd(targetFd);
+  checkFd(homeFd);
+  const a = loadAddon();
+  return call(() => a.inNetns(targetFd, homeFd, fn) as T);
 }
 
 /** The file descriptor under a net.Socket or listening net.Server (Unix only). */

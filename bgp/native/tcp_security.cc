@@ -11,8 +11,10 @@
 //   setSaveSyn(fd, on)             TCP_SAVE_SYN on a listener: accepted sockets keep their SYN's headers
 //   savedSynTtl(fd)                the TTL / hop limit the SYN of an accepted socket arrived with, -1 if
 //                                  none was saved (TCP_SAVED_SYN; readable once)
+//   inNetns(targetFd, homeFd, fn)  fn() with this thread in another network namespace (netns.cc)
 // Kernel errors become JS errors carrying `option` (the socket option or call), `errno` and `code`.
 #include <napi.h>
+#include "netns.h"
 #include <uv.h>
 
 #include <arpa/inet.h>
@@ -193,6 +195,7 @@ class TcpSecurity : public Napi::Addon<TcpSecurity> {
                              InstanceMethod("cancelConnect", &TcpSecurity::CancelConnect),
                              InstanceMethod("setSaveSyn", &TcpSecurity::SetSaveSyn),
                              InstanceMethod("savedSynTtl", &TcpSecurity::SavedSynTtl),
+                             InstanceMethod("inNetns", &TcpSecurity::InNetns),
                              InstanceValue("maxKeyLength", Napi::Number::New(env, kMaxKeyLength)),
                          });
   }
@@ -259,6 +262,8 @@ class TcpSecurity : public Napi::Addon<TcpSecurity> {
     if (int err = DoSetMinTtl(fd, family, minTtl, &option)) return Throw(SysError(env, option, err));
     return env.Undefined();
   }
+
+  Napi::Value InNetns(const Napi::CallbackInfo& info) { return tern::InNetns(info); }
 
   Napi::Value SetSaveSyn(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -53,11 +53,35 @@ export class HostNetlink {
     return text && Number.isInteger(n) ? n : undefined;
   }
 
-  /** Labels the link with its owner and brings it up. */
-  async upWithAlias(index: number, alias: string): Promise<void> {
-    await this.one((rt) =>
-      rt.setLink({ index, change: { up: true }, flags: { up: true } }, { ifalias: alias }),
+  /**
+   * Wires the host end of a pod: labels it with its owner, brings it up, and adds for each address
+   * the permanent neighbour entry and the /32 (/128) route. The requests go out back to back in one
+   * turn (one wait instead of one per request); a route that already exists is reported rather than
+   * failed, for the caller to decide (takeOverRoute). Any other refusal throws.
+   */
+  async attachPod(
+    index: number,
+    alias: string,
+    entries: readonly { ip: IpAddr; mac: string }[],
+  ): Promise<{ existingRoutes: IpAddr[] }> {
+    const results = await this.one((rt) =>
+      Promise.allSettled([
+        rt.setLink({ index, change: { up: true }, flags: { up: true } }, { ifalias: alias }),
+        ...entries.flatMap(({ ip, mac }) => [
+          neighbourRequest(rt, ip, index, mac),
+          podRouteRequest(rt, ip, index),
+        ]),
+      ]),
     );
+    const existingRoutes: IpAddr[] = [];
+    results.forEach((r, k) => {
+      if (r.status === 'fulfilled') return;
+      // Results: [up, neighbour 0, route 0, neighbour 1, route 1, …]
+      const isRoute = k > 0 && k % 2 === 0;
+      if (isRoute && netlinkErrno(r.reason) === 'EEXIST') existingRoutes.push(entries[k / 2 - 1]!.ip);
+      else throw r.reason;
+    });
+    return { existingRoutes };
   }
 
   /** Deletes a link by name; a link that is already gone is not an error. */
@@ -71,39 +95,9 @@ export class HostNetlink {
     }
   }
 
-  /** `<ip>/32 dev <index> proto pod scope link` (/128 for IPv6); `replace` overwrites an existing route. */
-  async addPodRoute(ip: IpAddr, index: number, replace = false): Promise<void> {
-    const v4 = ip.family === 4;
-    await this.one((rt) =>
-      rt.newRoute(
-        {
-          family: v4 ? AF_INET : AF_INET6,
-          dstLen: v4 ? 32 : 128,
-          table: MAIN_TABLE,
-          // tern's protocol number is not one of the names the package knows.
-          protocol: ROUTE_PROTOCOL.pod as number as rt.RouteProtocol,
-          scope: v4 ? 'LINK' : 'UNIVERSE',
-          type: 'UNICAST',
-        },
-        { dst: addressBytes(ip), oif: index },
-        { flags: FlagsNew.CREATE | (replace ? FlagsNew.REPLACE : FlagsNew.EXCL) },
-      ),
-    );
-  }
-
-  /**
-   * A permanent neighbour entry `ip → mac` on the host veth, as Calico programs for its
-   * workloads: traffic to the pod never waits on ARP / neighbour discovery (a stable address
-   * moving here is announced before the pod answers ARP, and a lost first ARP costs 1 s).
-   */
-  async addNeighbour(ip: IpAddr, index: number, mac: string): Promise<void> {
-    await this.one((rt) =>
-      rt.newNeighbor(
-        { family: ip.family === 4 ? AF_INET : AF_INET6, ifindex: index, state: { permanent: true } },
-        { dst: addressBytes(ip), lladdr: Buffer.from(mac.split(':').map((h) => parseInt(h, 16))) },
-        { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
-      ),
-    );
+  /** `<ip>/32 dev <index> proto pod scope link` (/128 for IPv6), replacing any route to it. */
+  async replacePodRoute(ip: IpAddr, index: number): Promise<void> {
+    await this.one((rt) => podRouteRequest(rt, ip, index, true));
   }
 
   /** The neighbour entries on link `index` (both families). */
@@ -154,7 +148,41 @@ export class HostNetlink {
   }
 }
 
-function addressBytes(ip: IpAddr): Buffer {
+/** `aa:bb:cc:dd:ee:ff` as 6 bytes. */
+export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+
+/** `<ip>/32 dev <index> proto pod scope link` (/128 for IPv6); `replace` overwrites an existing route. */
+function podRouteRequest(rt: RtNetlinkSocket, ip: IpAddr, index: number, replace = false) {
+  const v4 = ip.family === 4;
+  return rt.newRoute(
+    {
+      family: v4 ? AF_INET : AF_INET6,
+      dstLen: v4 ? 32 : 128,
+      table: MAIN_TABLE,
+      // tern's protocol number is not one of the names the package knows.
+      protocol: ROUTE_PROTOCOL.pod as number as rt.RouteProtocol,
+      scope: v4 ? 'LINK' : 'UNIVERSE',
+      type: 'UNICAST',
+    },
+    { dst: addressBytes(ip), oif: index },
+    { flags: FlagsNew.CREATE | (replace ? FlagsNew.REPLACE : FlagsNew.EXCL) },
+  );
+}
+
+/**
+ * A permanent neighbour entry `ip → mac` on the host veth, as Calico programs for its workloads:
+ * traffic to the pod never waits on ARP / neighbour discovery (a stable address moving here is
+ * announced before the pod answers ARP, and a lost first ARP costs 1 s).
+ */
+function neighbourRequest(rt: RtNetlinkSocket, ip: IpAddr, index: number, mac: string) {
+  return rt.newNeighbor(
+    { family: ip.family === 4 ? AF_INET : AF_INET6, ifindex: index, state: { permanent: true } },
+    { dst: addressBytes(ip), lladdr: macBytes(mac) },
+    { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+  );
+}
+
+export function addressBytes(ip: IpAddr): Buffer {
   const len = ip.family === 4 ? 4 : 16;
   const b = Buffer.alloc(len);
   let v = ip.value;

@@ -1,10 +1,14 @@
 // Host-side reads and writes through /proc and /sys: in the agent's own netns these cost
 // microseconds, where an exec of sysctl(8) or ip(8) costs milliseconds.
-import { readFile, readdir, writeFile, access } from 'node:fs/promises';
+//
+// Synchronous on purpose: these files live in memory and a sync open/read/close takes a few
+// microseconds, where fs/promises sends each of open, read and close to the libuv threadpool
+// (~0.1 ms apiece, more when the pool is busy). The async signatures stay for the callers.
+import { accessSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 
 export async function readText(path: string): Promise<string | undefined> {
   try {
-    return (await readFile(path, 'utf8')).trim();
+    return readFileSync(path, 'utf8').trim();
   } catch {
     return undefined;
   }
@@ -12,7 +16,7 @@ export async function readText(path: string): Promise<string | undefined> {
 
 export async function exists(path: string): Promise<boolean> {
   try {
-    await access(path);
+    accessSync(path);
     return true;
   } catch {
     return false;
@@ -23,7 +27,7 @@ export const linkExists = (name: string) => exists(`/sys/class/net/${name}`);
 
 export async function listLinks(): Promise<string[]> {
   try {
-    return await readdir('/sys/class/net');
+    return readdirSync('/sys/class/net');
   } catch {
     return [];
   }
@@ -56,7 +60,7 @@ export async function writeSysctl(
   key: string,
   value: string,
 ): Promise<void> {
-  await writeFile(sysctlPath(section, ifname, key), value);
+  writeFileSync(sysctlPath(section, ifname, key), value);
 }
 
 export const readSysctl = (section: string, ifname: string, key: string) =>

@@ -1,16 +1,18 @@
 // The point-to-point veth data path (design: "The pod data path"), on Linux.
 //
-// Container side: ONE exec, `nsenter --net=<CNI_NETNS> ip -batch -`, creates the pair inside the
-// pod's netns with the peer placed straight into the agent's netns (`netns <agent pid>`), and
-// configures addresses, routes and the gateway neighbour. Host side: no exec at all — sysctls
-// through /proc, owner alias, up and the /32 and /128 routes over rtnetlink. DEL and GC never enter
-// the pod's netns: deleting the host end removes the container end and every route through it.
+// No exec on the ADD path. Container side (pod-netlink.ts): over an rtnetlink socket created in the
+// pod's netns, the pair is created there with the peer placed straight into the agent's netns, and
+// addresses, routes and the gateway neighbours are configured. Host side: sysctls through /proc,
+// owner alias, up and the /32 and /128 routes over the agent's own rtnetlink socket. DEL and GC
+// never enter the pod's netns: deleting the host end removes the container end and every route
+// through it.
 import { randomBytes } from 'node:crypto';
 import { formatIp, type IpAddr } from '../../model/index.js';
 import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, ROUTE_PROTOCOL } from '../../model/routing.js';
 import type { Dataplane, HostVeth, VethOwner, VethResult, VethSpec } from '../ports.js';
-import { CommandError, ipBatch, run } from './exec.js';
-import { HostNetlink, netlinkErrno } from './host-netlink.js';
+import { CommandError, run } from './exec.js';
+import { HostNetlink } from './host-netlink.js';
+import { agentNetnsFd, openNetlinkIn, setUpContainerSide } from './pod-netlink.js';
 import {
   defaultRouteInterface,
   ipv6Enabled,
@@ -57,18 +59,8 @@ export class DataplaneError extends Error {
   }
 }
 
-export interface LinuxDataplaneOptions {
-  /** A process in the host netns, where the peer end is placed. Default: this process. */
-  hostPid?: number;
-}
-
 export class LinuxDataplane implements Dataplane {
-  private readonly hostPid: number;
   private readonly netlink = new HostNetlink();
-
-  constructor(options: LinuxDataplaneOptions = {}) {
-    this.hostPid = options.hostPid ?? process.pid;
-  }
 
   /** Closes the rtnetlink socket. */
   close(): void {
@@ -83,14 +75,15 @@ export class LinuxDataplane implements Dataplane {
 
   async setUp(spec: VethSpec): Promise<VethResult> {
     const containerMac = randomMac();
+    let hostIndex: number;
     try {
-      await ipBatch(podSideCommands(spec, containerMac, this.hostPid), spec.netns);
+      hostIndex = await createContainerSide(spec, containerMac);
     } catch (e) {
       await this.deleteLink(spec.hostVeth);
-      throw new DataplaneError(`creating ${spec.ifname} in ${spec.netns}: ${describe(e)}`, { cause: e });
+      throw new DataplaneError(`setting up ${spec.ifname} in ${spec.netns}: ${describe(e)}`, { cause: e });
     }
     try {
-      await this.configureHostSide(spec, containerMac);
+      await this.configureHostSide(spec, containerMac, hostIndex);
     } catch (e) {
       await this.deleteLink(spec.hostVeth);
       throw new DataplaneError(`configuring host veth ${spec.hostVeth}: ${describe(e)}`, { cause: e });
@@ -128,7 +121,7 @@ export class LinuxDataplane implements Dataplane {
     return [...pod, ...host];
   }
 
-  private async configureHostSide(spec: VethSpec, containerMac: string): Promise<void> {
+  private async configureHostSide(spec: VethSpec, containerMac: string, index: number): Promise<void> {
     const h = spec.hostVeth;
     const sysctls: Promise<void>[] = [
       writeSysctl('ipv4.conf', h, 'proxy_arp', '1'),
@@ -147,18 +140,12 @@ export class LinuxDataplane implements Dataplane {
       );
     }
     await Promise.all(sysctls);
-    const index = await this.netlink.ifindex(h);
-    if (index === undefined) throw new DataplaneError(`host veth ${h} did not appear in the host netns`);
-    await this.netlink.upWithAlias(index, ownerAlias(spec.owner));
-    for (const ip of spec.ips) {
-      await this.netlink.addNeighbour(ip, index, containerMac);
-      try {
-        await this.netlink.addPodRoute(ip, index);
-      } catch (e) {
-        if (netlinkErrno(e) !== 'EEXIST') throw e;
-        await this.takeOverRoute(ip, spec.hostVeth, index);
-      }
-    }
+    const { existingRoutes } = await this.netlink.attachPod(
+      index,
+      ownerAlias(spec.owner),
+      spec.ips.map((ip) => ({ ip, mac: containerMac })),
+    );
+    for (const ip of existingRoutes) await this.takeOverRoute(ip, spec.hostVeth, index);
   }
 
   /**
@@ -175,7 +162,7 @@ export class LinuxDataplane implements Dataplane {
         `address ${formatIp(ip)} is already routed to ifindex ${other.oif} (another pod), not ${hostVeth}`,
       );
     }
-    await this.netlink.addPodRoute(ip, index, true);
+    await this.netlink.replacePodRoute(ip, index);
   }
 
   private async deleteLink(name: string, mustSucceed = false): Promise<void> {
@@ -238,30 +225,19 @@ export class LinuxDataplane implements Dataplane {
   }
 }
 
-export function podSideCommands(spec: VethSpec, containerMac: string, hostPid: number): string[] {
-  const { ifname: i, mtu, hostVeth } = spec;
-  const v4 = spec.ips.filter((ip) => ip.family === 4);
-  const v6 = spec.ips.filter((ip) => ip.family === 6);
-  const lines = [
-    `link add ${i} mtu ${mtu} address ${containerMac} type veth peer name ${hostVeth} mtu ${mtu} address ${HOST_VETH_MAC} netns ${hostPid}`,
-    `link set ${i} up`,
-    ...v4.map((ip) => `addr add ${formatIp(ip)}/32 dev ${i}`),
-    ...v6.map((ip) => `addr add ${formatIp(ip)}/128 dev ${i} nodad`),
-  ];
-  if (v4.length) {
-    lines.push(`neigh replace ${POD_GATEWAY_IPV4} lladdr ${HOST_VETH_MAC} dev ${i} nud permanent`);
-    if (spec.defaultRoute) {
-      lines.push(
-        `route add ${POD_GATEWAY_IPV4}/32 dev ${i} scope link`,
-        `route add 0.0.0.0/0 via ${POD_GATEWAY_IPV4} dev ${i}`,
-      );
-    }
+/** The pair, created from inside the pod with the host end placed in the agent's netns. */
+async function createContainerSide(spec: VethSpec, containerMac: string): Promise<number> {
+  const sock = openNetlinkIn(spec.netns);
+  try {
+    const { hostIndex } = await setUpContainerSide(
+      sock,
+      { ...spec, mac: containerMac, gatewayMac: HOST_VETH_MAC, ipv6Gateway: HOST_VETH_LINK_LOCAL },
+      { name: spec.hostVeth, mac: HOST_VETH_MAC, mtu: spec.mtu, netnsFd: agentNetnsFd() },
+    );
+    return hostIndex;
+  } finally {
+    sock.socket.close();
   }
-  if (v6.length) {
-    lines.push(`neigh replace ${HOST_VETH_LINK_LOCAL} lladdr ${HOST_VETH_MAC} dev ${i} nud permanent`);
-    if (spec.defaultRoute) lines.push(`route add ::/0 via ${HOST_VETH_LINK_LOCAL} dev ${i}`);
-  }
-  return lines;
 }
 
 interface JsonRoute {

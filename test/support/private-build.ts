@@ -74,6 +74,12 @@ export async function buildPrivately(b: PrivateBuild): Promise<void> {
       cwd: REPO,
       reject: false,
     });
+    // Compiled code that loads tern's native addon looks for it next to itself (bgp/native/index.js).
+    if (await stat(path.join(b.dir, 'bgp/native')).catch(() => undefined)) {
+      await symlink(path.join(REPO, 'bgp/native/build'), path.join(b.dir, 'bgp/native/build')).catch(
+        () => undefined,
+      );
+    }
     await b.after?.();
     for (const f of b.outputs) {
       await stat(f).catch(() => {

@@ -104,7 +104,7 @@ describe('bad-input matrix through the real executable', () => {
       args: k8sArgs('db', 'busy'),
     });
     expect(r.json).toMatchObject({ code: 103 });
-    expect(String(r.json?.msg)).toMatch(/File exists/);
+    expect(String(r.json?.msg)).toMatch(/an interface named eth0 already exists in the pod/);
     expect(await lab.residue()).toEqual(before);
   });
 

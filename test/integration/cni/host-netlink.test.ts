@@ -19,8 +19,9 @@ const ops = [];
 for (let i = 0; i < concurrent; i++) {
   const ip = { family: 4, value: BigInt(0x0a5a0000 + 0x100 + i) };
   ops.push(nl.routesTo({ family: 4, value: BigInt(0x0a590000 + i) }).then((r) => r.length));
-  ops.push(nl.upWithAlias(index, 'tern-test ' + i).then(() => 0));
-  ops.push(nl.addPodRoute(ip, index).then(() => 0));
+  // A pod attachment: up + alias, a neighbour and a route, sent back to back.
+  ops.push(nl.attachPod(index, 'tern-test ' + i, [{ ip, mac: '02:00:00:00:00:01' }]).then(() => 0));
+  ops.push(nl.replacePodRoute(ip, index).then(() => 0));
   ops.push(nl.routesVia(index).then((r) => r.length));
 }
 const results = await Promise.allSettled(ops);
