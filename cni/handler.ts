@@ -1,6 +1,6 @@
 // ADD / DEL / CHECK / GC / STATUS against injected IPAM, dataplane and agent hooks. Never throws:
 // every outcome becomes the stdout and exit code the `tern` executable will print.
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -359,13 +359,14 @@ export class CniHandler {
     if (forDel && !req.netns) return;
     let target;
     try {
-      target = await stat(req.netns);
+      // Sync: a stat of a netns file is microseconds; fs/promises would pay a threadpool trip.
+      target = statSync(req.netns);
     } catch (e) {
       if (forDel) return;
       throw new CniError(CNI_CODE.invalidNetns, `netns ${req.netns} does not exist`, (e as Error).message);
     }
     if (req.netnsOverride) return;
-    const own = await stat(this.ownNetnsPath).catch(() => undefined);
+    const own = statSync(this.ownNetnsPath, { throwIfNoEntry: false });
     if (own && own.ino === target.ino && own.dev === target.dev) {
       throw new CniError(
         CNI_CODE.invalidNetns,

@@ -45,6 +45,7 @@ interface Addon {
   setSaveSyn(fd: number, on: boolean): void;
   savedSynTtl(fd: number): number;
   inNetns(targetFd: number, homeFd: number, fn: () => unknown): unknown;
+  netlinkRequest(message: Buffer, callback: (err: Error | null) => void): void;
 }
 
 const ADDON_FILE = 'build/Release/tern_tcp.node';
@@ -200,6 +201,20 @@ export function inNetns<T>(targetFd: number, homeFd: number, fn: () => T): T {
   checkFd(homeFd);
   const a = loadAddon();
   return call(() => a.inNetns(targetFd, homeFd, fn) as T);
+}
+
+/**
+ * Sends one rtnetlink request (a whole message asking for an ACK) from a libuv worker thread, on a
+ * socket of its own in this process's netns, and resolves on the kernel's ACK. For requests the
+ * kernel takes long over (deleting a veth waits out RCU grace periods inside sendmsg): on the JS
+ * thread they would stall everything else the process does. A refusal rejects with an Error whose
+ * `code` is the errno name and whose message carries the kernel's extended-ACK text, if any.
+ */
+export function netlinkRequest(message: Buffer): Promise<void> {
+  const a = loadAddon();
+  return new Promise((resolve, reject) => {
+    a.netlinkRequest(message, (err) => (err ? reject(err) : resolve()));
+  });
 }
 
 /** The file descriptor under a net.Socket or listening net.Server (Unix only). */

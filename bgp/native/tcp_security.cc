@@ -12,8 +12,10 @@
 //   savedSynTtl(fd)                the TTL / hop limit the SYN of an accepted socket arrived with, -1 if
 //                                  none was saved (TCP_SAVED_SYN; readable once)
 //   inNetns(targetFd, homeFd, fn)  fn() with this thread in another network namespace (netns.cc)
+//   netlinkRequest(message, cb)    one rtnetlink request on a libuv worker thread (netlink_request.cc)
 // Kernel errors become JS errors carrying `option` (the socket option or call), `errno` and `code`.
 #include <napi.h>
+#include "netlink_request.h"
 #include "netns.h"
 #include <uv.h>
 
@@ -196,6 +198,7 @@ class TcpSecurity : public Napi::Addon<TcpSecurity> {
                              InstanceMethod("setSaveSyn", &TcpSecurity::SetSaveSyn),
                              InstanceMethod("savedSynTtl", &TcpSecurity::SavedSynTtl),
                              InstanceMethod("inNetns", &TcpSecurity::InNetns),
+                             InstanceMethod("netlinkRequest", &TcpSecurity::NetlinkRequest),
                              InstanceValue("maxKeyLength", Napi::Number::New(env, kMaxKeyLength)),
                          });
   }
@@ -264,6 +267,7 @@ class TcpSecurity : public Napi::Addon<TcpSecurity> {
   }
 
   Napi::Value InNetns(const Napi::CallbackInfo& info) { return tern::InNetns(info); }
+  Napi::Value NetlinkRequest(const Napi::CallbackInfo& info) { return tern::NetlinkRequest(info); }
 
   Napi::Value SetSaveSyn(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

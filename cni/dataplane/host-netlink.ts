@@ -4,6 +4,7 @@
 import { FlagsNew, createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
 import { formatIp, type IpAddr } from '../../model/index.js';
 import { ROUTE_PROTOCOL } from '../../model/routing.js';
+import { netlinkRequest } from '../../bgp/native/index.js';
 import { readText } from './sysfs.js';
 
 const MAIN_TABLE = 254;
@@ -89,7 +90,9 @@ export class HostNetlink {
     const index = await this.ifindex(name);
     if (index === undefined) return;
     try {
-      await this.one((rt) => rt.delLink({ index }));
+      // Not on the shared socket: the kernel deletes a veth inside the request (~25-30 ms of RCU
+      // waits), which must not stall the agent's thread nor hold up other requests.
+      await netlinkRequest(delLinkMessage(index));
     } catch (e) {
       if (netlinkErrno(e) !== 'ENODEV') throw e;
     }
@@ -150,6 +153,21 @@ export class HostNetlink {
 
 /** `aa:bb:cc:dd:ee:ff` as 6 bytes. */
 export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+
+const RTM_DELLINK = 17;
+const NLM_F_REQUEST = 1;
+const NLM_F_ACK = 4;
+
+/** RTM_DELLINK for link `index`: nlmsghdr + ifinfomsg. */
+export function delLinkMessage(index: number): Buffer {
+  const m = Buffer.alloc(32);
+  m.writeUInt32LE(32, 0);
+  m.writeUInt16LE(RTM_DELLINK, 4);
+  m.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
+  m.writeUInt32LE(1, 8); // sequence number: the socket carries this one request
+  m.writeInt32LE(index, 20); // ifinfomsg: family, pad, type (zero), then ifi_index
+  return m;
+}
 
 /** `<ip>/32 dev <index> proto pod scope link` (/128 for IPv6); `replace` overwrites an existing route. */
 function podRouteRequest(rt: RtNetlinkSocket, ip: IpAddr, index: number, replace = false) {

@@ -31,6 +31,29 @@ const viaCounts = results.filter((_, i) => i % 4 === 3 && results[i].status === 
 console.log(JSON.stringify({ failures, found: results[0].value, minVia: Math.min(...viaCounts) }));
 `;
 
+const VETHS = 20;
+
+// Deletes VETHS veths at once while the event loop keeps counting its turns, then the same names
+// again (already gone), then asks the kernel to delete lo (refused).
+const deleteScript = `
+import { HostNetlink, delLinkMessage } from './cni/dataplane/host-netlink.js';
+import { netlinkRequest } from './bgp/native/index.js';
+const count = Number(process.argv[2]);
+const nl = new HostNetlink();
+const names = Array.from({ length: count }, (_, i) => 'dv' + i);
+let turns = 0;
+let counting = true;
+const tick = () => { turns++; if (counting) setImmediate(tick); };
+setImmediate(tick);
+const first = await Promise.allSettled(names.map((n) => nl.deleteLink(n)));
+counting = false;
+const again = await Promise.allSettled(names.map((n) => nl.deleteLink(n)));
+const lo = await netlinkRequest(delLinkMessage(1)).then(() => undefined, (e) => ({ code: e.code, message: e.message }));
+nl.close();
+const failures = [...first, ...again].filter((r) => r.status === 'rejected').map((r) => String(r.reason));
+console.log(JSON.stringify({ failures, turns, lo }));
+`;
+
 describe('HostNetlink under concurrent operations', () => {
   const netns = new NetnsSet();
   let ns: string;
@@ -38,6 +61,7 @@ describe('HostNetlink under concurrent operations', () => {
   beforeAll(async () => {
     await buildCni();
     await writeFile(join(BUILD_DIR, 'host-netlink-concurrency.mjs'), script);
+    await writeFile(join(BUILD_DIR, 'host-netlink-delete.mjs'), deleteScript);
     ns = await netns.add('hnl');
     await netns.exec(ns, 'ip', ['link', 'add', 'hv0', 'type', 'veth', 'peer', 'name', 'hv1']);
     await netns.exec(ns, 'ip', ['link', 'set', 'hv0', 'up']);
@@ -64,5 +88,25 @@ describe('HostNetlink under concurrent operations', () => {
     expect(out.minVia).toBeGreaterThanOrEqual(ROUTES);
     const installed = await netns.exec(ns, 'ip', ['route', 'show', 'proto', '90']);
     expect(installed.stdout.trim().split('\n')).toHaveLength(ROUTES + CONCURRENT);
+  }, 120_000);
+
+  it('deletes links off the JS thread: the event loop keeps turning meanwhile; gone links and refusals are reported', async () => {
+    for (let i = 0; i < VETHS; i++) {
+      await netns.exec(ns, 'ip', ['link', 'add', `dv${i}`, 'type', 'veth', 'peer', 'name', `dp${i}`]);
+    }
+    const r = await netns.exec(ns, 'node', [join(BUILD_DIR, 'host-netlink-delete.mjs'), String(VETHS)]);
+    const out = JSON.parse(r.stdout) as {
+      failures: string[];
+      turns: number;
+      lo?: { code: string; message: string };
+    };
+    expect(out.failures).toEqual([]);
+    const left = await netns.exec(ns, 'ip', ['-o', 'link', 'show']);
+    expect(left.stdout).not.toMatch(/\bd[vp]\d+/);
+    // The kernel spends milliseconds of RCU waits on each deletion, inside the request: had they
+    // run on the JS thread, the loop could not have turned while they were in flight.
+    expect(out.turns).toBeGreaterThan(VETHS);
+    expect(out.lo?.code).toBe('EOPNOTSUPP');
+    expect(out.lo?.message).toMatch(/^request: EOPNOTSUPP/);
   }, 120_000);
 });

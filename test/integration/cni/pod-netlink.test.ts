@@ -95,7 +95,7 @@ describe('setUpContainerSide', () => {
   const spec = (ips: string[], defaultRoute = true): ContainerSideSpec => ({
     ifname: 'eth0',
     mtu: 1400,
-    ips: ips.map(parseIp),
+    ips: ips.map((ip) => parseIp(ip)),
     defaultRoute,
     mac: '02:aa:bb:cc:dd:01',
     gatewayMac: 'ee:ee:ee:ee:ee:ee',
