@@ -121,21 +121,17 @@ function askOverPipeHandle(
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const finish = (error: Error | undefined) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       handle.close();
       if (error) reject(error);
       else resolve(Buffer.concat(chunks, size).toString('utf8'));
     };
     const failed = (what: string, status: number) =>
       finish(new AgentUnreachableError(`${what}: ${errnoName(status)}`));
-    const timer = setTimeout(
-      () => finish(new AgentUnreachableError(`no answer within ${options.timeoutMs} ms`)),
-      options.timeoutMs,
-    );
-
     handle.onread = (buffer) => {
       const n = b.state[b.kReadBytesOrError]!;
       if (n > 0 && buffer) {
@@ -163,7 +159,13 @@ function askOverPipeHandle(
       shutdownReq.oncomplete = () => undefined;
       const err =
         handle.writeUtf8String(writeReq, request) || handle.shutdown(shutdownReq) || handle.readStart();
-      if (err < 0) failed('write', err);
+      if (err < 0) return failed('write', err);
+      // Armed only now (a Unix socket connect ends at once, either way): the first timer of a
+      // process costs a fraction of a millisecond, which this way runs while the agent works.
+      timer = setTimeout(
+        () => finish(new AgentUnreachableError(`no answer within ${options.timeoutMs} ms`)),
+        options.timeoutMs,
+      );
     };
     const err = handle.connect(connectReq, socketPath);
     if (err < 0) failed('connect', err);
