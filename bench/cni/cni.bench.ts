@@ -1,9 +1,10 @@
 // ADD/DEL latency of `tern` (the installed executable + the warm agent) against Debian's reference
 // `ptp` + `host-local`, and the floor of any Node executable (`node -e 0`), in the same run, on the
 // same node netns. `tern` is the plugin as installed: the one-file CommonJS bundle exec'd through
-// its shebang (scripts/build-cni-bundle.mjs). Two more forms of the same code show what the
-// installation form costs: `tern-sh`, the bundle behind a sh wrapper (what install-cni.sh writes
-// today), and `tern-esm`, tsc's output run by node (ESM loader, one file per module). Every plugin
+// its `#!<absolute node>` line (scripts/build-cni-bundle.mjs --node; install-cni.sh writes the same
+// form). Two more forms of the same code show what the installation form costs: `tern-sh`, the
+// bundle behind a sh wrapper (what install-cni.sh wrote before), and `tern-esm`, tsc's output run
+// by node (ESM loader, one file per module). Every plugin
 // runs as a runtime runs it (env + stdin), under `nsenter --net=<node>` so all pay the same exec
 // cost. Then 50 concurrent ADDs and DELs.
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';

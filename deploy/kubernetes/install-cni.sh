@@ -3,11 +3,13 @@
 # the tern-node DaemonSet). Every file appears by rename(2), so a container runtime never runs a
 # half-copied plugin nor reads a half-written conflist (CNI checklist item 11).
 #
-# The plugin is a Node.js program: the host gets a private copy of this image's node binary and the
-# one-file bundle of cni/main.ts, in a directory named by their content hash, plus a small `tern`
-# wrapper that runs them. The wrapper is replaced last, so a runtime calls either the old plugin or
-# the new one. The directory of the previous wrapper is kept (an invocation may still be starting
-# from it); older ones are removed.
+# The plugin is a Node.js program: the host gets a private copy of this image's node binary in a
+# directory named by its and the plugin's content hash, and `tern` itself is the one-file bundle of
+# cni/main.ts with that node as its interpreter (`#!<dir>/node`): the runtime's exec starts node
+# directly, with no shell or env(1) in between (each extra exec is latency of every pod). `tern` is
+# replaced last, by rename, so a runtime calls either the old plugin or the new one. The directory
+# the previous `tern` names is kept (an invocation may still be starting from it); older ones are
+# removed.
 #
 # Environment (defaults in brackets):
 #   CNI_BIN_DIR       where the host's plugin directory is mounted [/host/opt/cni/bin]
@@ -56,25 +58,22 @@ if [ ! -d "$CNI_BIN_DIR/$payload" ]; then
   rm -rf "$tmp"
   mkdir "$tmp"
   cp "$TERN_NODE_BIN" "$tmp/node"
-  cp "$TERN_PLUGIN_JS" "$tmp/tern.cjs"
   chmod 0755 "$tmp" "$tmp/node"
-  chmod 0644 "$tmp/tern.cjs"
   # -T: never move into an existing directory (another installer may have won the race).
   mv -T "$tmp" "$CNI_BIN_DIR/$payload" 2>/dev/null || rm -rf "$tmp"
 fi
 
-# 2. The wrapper, replaced by rename.
+# 2. The plugin, its interpreter line naming the payload's node by its host path; replaced by rename.
 previous=""
 if [ -f "$CNI_BIN_DIR/tern" ]; then
-  previous=$(sed -n 's|^TERN_DIR=.*/||p' "$CNI_BIN_DIR/tern")
+  # This form's interpreter line, or the TERN_DIR= line of the sh wrapper earlier versions installed.
+  previous=$(sed -n -e '1s|^#!.*/\(\.tern-[0-9a-f]*\)/node$|\1|p' -e 's|^TERN_DIR=.*/||p' "$CNI_BIN_DIR/tern")
 fi
 tmp="$CNI_BIN_DIR/.tern.tmp.$$"
-cat >"$tmp" <<WRAPPER
-#!/bin/sh
-# tern CNI plugin, installed by tern-node's install-cni (do not edit; replaced on upgrade).
-TERN_DIR=$HOST_CNI_BIN_DIR/$payload
-exec "\$TERN_DIR/node" "\$TERN_DIR/tern.cjs" "\$@"
-WRAPPER
+{
+  echo "#!$HOST_CNI_BIN_DIR/$payload/node"
+  sed '1{/^#!/d}' "$TERN_PLUGIN_JS"
+} >"$tmp"
 chmod 0755 "$tmp"
 mv -f "$tmp" "$CNI_BIN_DIR/tern"
 

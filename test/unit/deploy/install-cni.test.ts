@@ -58,7 +58,7 @@ const leftovers = () =>
   [...readdirSync(dirs.bin), ...readdirSync(dirs.net)].filter((f) => f.includes('.tmp.'));
 
 describe('install-cni.sh', () => {
-  it('installs a tern wrapper that runs the bundled plugin with the runtime arguments, environment and stdin', async () => {
+  it('installs tern, the bundled plugin run by the payload node, which gets the runtime arguments, environment and stdin', async () => {
     const r = await install();
     expect(r.exitCode, r.stderr).toBe(0);
     expect(payloads()).toHaveLength(1);
@@ -158,16 +158,29 @@ describe('install-cni.sh', () => {
     const v3 = payloads();
     expect(v3).toHaveLength(2);
     expect(v3).not.toEqual(expect.arrayContaining(v1));
-    const wrapper = readFileSync(join(dirs.bin, 'tern'), 'utf8');
-    expect(v3.some((p) => wrapper.includes(`${dirs.bin}/${p}\n`))).toBe(true);
+    const plugin = readFileSync(join(dirs.bin, 'tern'), 'utf8');
+    expect(v3.some((p) => plugin.startsWith(`#!${dirs.bin}/${p}/node\n`))).toBe(true);
     expect(leftovers()).toEqual([]);
   });
 
-  it('the wrapper names the payload by its host path, not by the path mounted in the container', async () => {
+  it('the plugin names its interpreter by the host path of the payload, not by the path mounted in the container', async () => {
     expect((await install({ HOST_CNI_BIN_DIR: '/opt/cni/bin' })).exitCode).toBe(0);
-    expect(readFileSync(join(dirs.bin, 'tern'), 'utf8')).toMatch(
-      /^TERN_DIR=\/opt\/cni\/bin\/\.tern-[0-9a-f]{12}$/m,
+    const plugin = readFileSync(join(dirs.bin, 'tern'), 'utf8');
+    expect(plugin.split('\n')[0]).toMatch(/^#!\/opt\/cni\/bin\/\.tern-[0-9a-f]{12}\/node$/);
+    // The bundle follows, its own interpreter line replaced.
+    expect(plugin.split('\n').slice(1).join('\n')).toBe(STUB);
+  });
+
+  it('an upgrade from the sh wrapper of earlier versions keeps the payload that wrapper names', async () => {
+    const old = join(dirs.bin, '.tern-0123456789ab');
+    mkdirSync(old);
+    writeFileSync(
+      join(dirs.bin, 'tern'),
+      `#!/bin/sh\nTERN_DIR=${dirs.bin}/.tern-0123456789ab\nexec "$TERN_DIR/node" "$TERN_DIR/tern.cjs" "$@"\n`,
     );
+    expect((await install()).exitCode).toBe(0);
+    expect(payloads()).toContain('.tern-0123456789ab');
+    expect(payloads()).toHaveLength(2);
   });
 
   it('warns when another configuration sorts before its conflist (the runtime would use that one)', async () => {
