@@ -6,11 +6,14 @@
 // bundle behind a sh wrapper (what install-cni.sh wrote before), and `tern-esm`, tsc's output run
 // by node (ESM loader, one file per module). Every plugin
 // runs as a runtime runs it (env + stdin), under `nsenter --net=<node>` so all pay the same exec
-// cost. Then 50 concurrent ADDs and DELs.
+// cost. `tern-etcd` is `tern` against a second agent whose IPAM lives in a real etcd (over a Unix
+// socket), as in production; the others use the in-memory datastore. Then 50 concurrent ADDs and
+// DELs.
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '../../test/support/etcd.js';
 import {
   CniLab,
   TERN_BIN,
@@ -24,11 +27,16 @@ const ROUNDS = Number(process.env.TERN_CNI_BENCH_ROUNDS) || 100;
 const CONCURRENT = 50;
 
 const lab = new CniLab({ pools: ['bench=10.70.0.0/16,26'] });
+let etcd: EtcdServer | undefined;
+let etcdLab: CniLab | undefined;
 let dataDir = '';
 let ternSh = '';
 
 beforeAll(async () => {
   await lab.start();
+  etcd = await startEtcd({ transport: 'unix' });
+  etcdLab = new CniLab({ pools: ['bench-etcd=10.72.0.0/16,26'], etcd: etcd.endpoint });
+  await etcdLab.start();
   dataDir = await mkdtemp(join(tmpdir(), 'tern-bench-hostlocal-'));
   ternSh = join(dataDir, 'tern-sh');
   await writeFile(ternSh, `#!/bin/sh\nexec ${process.execPath} ${TERN_BIN} "$@"\n`);
@@ -36,13 +44,16 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(async () => {
   await lab.cleanup();
+  await etcdLab?.cleanup();
+  await etcd?.stop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-const TERNS = ['tern', 'tern-sh', 'tern-esm'] as const;
+const TERNS = ['tern', 'tern-etcd', 'tern-sh', 'tern-esm'] as const;
 type Plugin = (typeof TERNS)[number] | 'ptp';
 
 function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: string): Promise<TernOutput> {
+  const at = plugin === 'tern-etcd' ? etcdLab! : lab;
   const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     CNI_COMMAND: command,
@@ -51,7 +62,7 @@ function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: strin
     CNI_IFNAME: 'eth0',
     CNI_PATH: '/usr/lib/cni',
     CNI_ARGS: k8sArgs('bench', id),
-    TERN_CNI_SOCKET: lab.socket,
+    TERN_CNI_SOCKET: at.socket,
   };
   const conf =
     plugin !== 'ptp'
@@ -64,9 +75,10 @@ function invoke(plugin: Plugin, command: 'ADD' | 'DEL', id: string, netns: strin
           mtu: 1400,
           ipam: { type: 'host-local', ranges: [[{ subnet: '10.71.0.0/16' }]], dataDir },
         };
-  const nsenter = ['nsenter', `--net=/var/run/netns/${lab.node}`];
+  const nsenter = ['nsenter', `--net=/var/run/netns/${at.node}`];
   const [bin, prefix] = {
     tern: [TERN_BIN, nsenter],
+    'tern-etcd': [TERN_BIN, nsenter],
     'tern-sh': [ternSh, nsenter],
     'tern-esm': [TERN_ESM, [...nsenter, process.execPath]],
     ptp: ['/usr/lib/cni/ptp', nsenter],
@@ -92,12 +104,14 @@ describe('CNI ADD/DEL latency', () => {
     const add = (k: string, ms: number) => (samples[k] ??= []).push(ms);
     const pods = {
       tern: await lab.pod('bt'),
+      'tern-etcd': await etcdLab!.pod('bd'),
       'tern-sh': await lab.pod('bs'),
       'tern-esm': await lab.pod('be'),
       ptp: await lab.pod('bp'),
     };
     const floorEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
     const logStart = lab.agentLog.length;
+    const etcdLogStart = etcdLab!.agentLog.length;
     // Per invocation of a tern variant: its wall time and the floor measured in the same round, so
     // that the gap can be taken pairwise (robust to load drifting between rounds).
     const calls = new Map<string, { key: string; wall: number; floor: number }>();
@@ -124,10 +138,20 @@ describe('CNI ADD/DEL latency', () => {
     }
 
     // The agent's own time per request (from its log): what the executable's start-up does not hide.
-    for (const line of lab.agentLog.slice(logStart).split('\n')) {
+    const agentLines = [
+      ...lab.agentLog
+        .slice(logStart)
+        .split('\n')
+        .map((line) => ['agent', line] as const),
+      ...etcdLab!.agentLog
+        .slice(etcdLogStart)
+        .split('\n')
+        .map((line) => ['agent-etcd', line] as const),
+    ];
+    for (const [agent, line] of agentLines) {
       if (!line.includes('"cni ok"')) continue;
       const entry = JSON.parse(line) as { command: string; containerId: string; ms: number };
-      add(`agent ${entry.command}`, entry.ms);
+      add(`${agent} ${entry.command}`, entry.ms);
       const call = calls.get(`${entry.command} ${entry.containerId}`);
       if (!call) continue;
       // Paired: this call's wall time over its round's floor, and that minus the agent's own work
@@ -165,7 +189,12 @@ describe('CNI ADD/DEL latency', () => {
     const floor = pct(samples['node -e 0']!, 50);
     const rows = [
       'node -e 0',
-      ...['ADD', 'DEL'].flatMap((c) => [...TERNS.map((t) => `${t} ${c}`), `agent ${c}`, `ptp ${c}`]),
+      ...['ADD', 'DEL'].flatMap((c) => [
+        ...TERNS.map((t) => `${t} ${c}`),
+        `agent ${c}`,
+        `agent-etcd ${c}`,
+        `ptp ${c}`,
+      ]),
     ].map(
       (k) =>
         `${k.padEnd(14)}${fmt(pct(samples[k]!, 50))}${fmt(pct(samples[k]!, 99))}${fmt(pct(samples[k]!, 50) - floor)}`,
@@ -181,7 +210,7 @@ describe('CNI ADD/DEL latency', () => {
       [
         '',
         `CNI latency, ms (${ROUNDS} sequential rounds, interleaved; exec under nsenter --net for all)`,
-        '(agent ADD/DEL: time inside the warm agent, part of tern ADD/DEL)',
+        '(agent ADD/DEL: time inside the warm agent, part of tern ADD/DEL; agent-etcd: the same with IPAM in etcd)',
         `${'what'.padEnd(14)}${'p50'.padStart(8)}${'p99'.padStart(8)}${'p50-floor'.padStart(10)}`,
         ...rows,
         `ratio tern/ptp p50: ADD ${ratio('ADD')}, DEL ${ratio('DEL')}`,
