@@ -23,6 +23,7 @@ import type {
   PodEndpoint,
   PodInfo,
   VethOwner,
+  VethPlan,
   VethSpec,
 } from './ports.js';
 import {
@@ -123,7 +124,9 @@ export class CniHandler {
     return this.locks.withKey(hostVeth, async () => {
       const info = await this.podInfo(req);
       await this.dataplane.removeStale(hostVeth);
-      const ips = await this.assign({
+      // IPAM runs while the dataplane creates the pair; setUp waits for the addresses only to
+      // configure them. The no-op catch keeps a refusal from counting as unhandled meanwhile.
+      const assigned = this.assign({
         attachment: ref,
         podAnnotations: info.annotations,
         ...(Object.keys(info.labels).length ? { podLabels: info.labels } : {}),
@@ -134,22 +137,19 @@ export class CniHandler {
           ...(req.conf.ipam.ipv6Pools ? { ipv6: req.conf.ipam.ipv6Pools } : {}),
         },
         ...(req.conf.ipam.families ? { families: req.conf.ipam.families } : {}),
+      }).then((ips) => {
+        if (!ips.length) throw new ExhaustedError('IPAM assigned no address');
+        return ips;
       });
+      assigned.catch(() => undefined);
+      let ips: IpAddr[] = [];
       let endpoint: PodEndpoint | undefined;
       try {
-        if (!ips.length) throw new ExhaustedError('IPAM assigned no address');
         const mtu = req.conf.mtu ?? (await this.dataplane.detectMtu());
         const defaultRoute = wantsDefaultRoute(req);
-        const spec: VethSpec = {
-          owner,
-          hostVeth,
-          netns: req.netns,
-          ifname: ref.ifname,
-          mtu,
-          ips,
-          defaultRoute,
-        };
-        const veth = await this.dataplane.setUp(spec);
+        const plan: VethPlan = { owner, hostVeth, netns: req.netns, ifname: ref.ifname, mtu, defaultRoute };
+        const veth = await this.dataplane.setUp(plan, assigned);
+        ips = await assigned;
         endpoint = {
           attachment: ref,
           hostVeth,
@@ -182,6 +182,8 @@ export class CniHandler {
         };
         return mergeResults(prev, ours);
       } catch (e) {
+        // The pair may have failed while IPAM was still writing: release only once it is done.
+        ips = await assigned.catch(() => ips);
         await this.rollback(ref, owner, hostVeth, ips, endpoint !== undefined);
         throw e;
       }

@@ -69,6 +69,9 @@ export interface VethSpec {
   defaultRoute: boolean;
 }
 
+/** The veth to build, before its addresses are known (IPAM may still be working). */
+export type VethPlan = Omit<VethSpec, 'ips'>;
+
 export interface VethResult {
   hostMac: string;
   containerMac: string;
@@ -86,8 +89,12 @@ export interface HostVeth {
 export interface Dataplane {
   /** MTU for a new attachment: the node's default-route uplink, else 1500. */
   detectMtu(): Promise<number>;
-  /** Builds the point-to-point veth. On failure throws, after removing whatever it made. */
-  setUp(spec: VethSpec): Promise<VethResult>;
+  /**
+   * Builds the point-to-point veth. The pair is created at once; `addresses` (IPAM's answer, which
+   * may still be on its way) is awaited only to configure them, so the two overlap. A rejection of
+   * `addresses` is rethrown as it is. On any failure throws, after removing whatever it made.
+   */
+  setUp(plan: VethPlan, addresses: Promise<IpAddr[]>): Promise<VethResult>;
   /**
    * Removes the host veth (the container end and every route through it go with it) when it is
    * owned by `owner` or carries no owner. Idempotent; never needs the pod's netns.

@@ -35,11 +35,22 @@ export interface PeerSpec {
   netnsFd: number;
 }
 
-export interface ContainerSideSpec extends Pick<VethSpec, 'ifname' | 'mtu' | 'ips' | 'defaultRoute'> {
+/** The container end as it is created: name, MTU and MAC. */
+export interface ContainerEnd extends Pick<VethSpec, 'ifname' | 'mtu'> {
   mac: string;
+}
+
+/** What the container end is configured with once the addresses are known. */
+export interface ContainerConfig extends Pick<VethSpec, 'ifname' | 'ips' | 'defaultRoute'> {
   /** The pods' gateway MAC (the host end's) and IPv6 link-local gateway. */
   gatewayMac: string;
   ipv6Gateway: string;
+}
+
+/** The pair just created: the container end's ifindex (pod netns) and the host end's. */
+export interface CreatedPair {
+  index: number;
+  hostIndex: number;
 }
 
 let agentFd: number | undefined;
@@ -123,23 +134,22 @@ async function step<T>(what: string, request: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Creates the pair from inside the pod (the container end named `spec.ifname`, up; the host end
- * straight in `peer.netnsFd`'s netns, down) and configures the container end: its /32 and /128,
- * permanent neighbours for the gateways, and the default routes. Resolves with the host end's
- * ifindex. The caller deletes the host end if this fails (which removes the container end too).
+ * Creates the pair from inside the pod: the container end named `end.ifname`, up; the host end
+ * straight in `peer.netnsFd`'s netns, down. The caller deletes the host end if anything after this
+ * fails (which removes the container end too).
  */
-export async function setUpContainerSide(
+export async function createPair(
   sock: RtNetlinkSocket,
-  spec: ContainerSideSpec,
+  end: ContainerEnd,
   peer: PeerSpec,
-): Promise<{ hostIndex: number }> {
-  const i = spec.ifname;
+): Promise<CreatedPair> {
+  const i = end.ifname;
   // The lookup goes out right behind the creation (the kernel handles both in order): one wait.
   const created = step('creating the veth pair', async () => {
     try {
       await sock.newLink(
         { flags: { up: true }, change: { up: true } },
-        { ifname: i, mtu: spec.mtu, address: macBytes(spec.mac), linkinfo: vethLinkInfo(peer) },
+        { ifname: i, mtu: end.mtu, address: macBytes(end.mac), linkinfo: vethLinkInfo(peer) },
         { flags: FlagsNew.CREATE | FlagsNew.EXCL },
       );
     } catch (e) {
@@ -162,8 +172,20 @@ export async function setUpContainerSide(
   const hostIndex = link?.attrs.link?.readUInt32LE(0);
   if (!index || !hostIndex)
     throw new ContainerSideError(`${i} did not appear after it was created`, undefined);
+  return { index, hostIndex };
+}
 
-  // The rest is sent back to back and awaited together: the kernel handles each request inside the
+/**
+ * Configures the container end `index`: its /32 and /128, permanent neighbours for the gateways,
+ * and (primary attachment) the default routes.
+ */
+export async function configureContainerEnd(
+  sock: RtNetlinkSocket,
+  index: number,
+  spec: ContainerConfig,
+): Promise<void> {
+  const i = spec.ifname;
+  // Everything is sent back to back and awaited together: the kernel handles each request inside the
   // send, in order, so the default route still finds its gateway's route already there.
   const steps: Promise<unknown>[] = [];
   for (const ip of spec.ips) {
@@ -216,7 +238,6 @@ export async function setUpContainerSide(
   }
   const failed = (await Promise.allSettled(steps)).find((r) => r.status === 'rejected');
   if (failed) throw failed.reason;
-  return { hostIndex };
 }
 
 const family = (ip: IpAddr) => (ip.family === 4 ? AF_INET : AF_INET6);

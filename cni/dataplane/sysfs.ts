@@ -3,8 +3,8 @@
 //
 // Synchronous on purpose: these files live in memory and a sync open/read/close takes a few
 // microseconds, where fs/promises sends each of open, read and close to the libuv threadpool
-// (~0.1 ms apiece, more when the pool is busy). The async signatures stay for the callers.
-import { accessSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+// (~0.1 ms apiece, more when the pool is busy).
+import { accessSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 
 export async function readText(path: string): Promise<string | undefined> {
   try {
@@ -54,19 +54,14 @@ export function sysctlPath(section: string, ifname: string, key: string, root = 
 }
 
 /** Writes `net.<key>`, e.g. writeSysctl('ipv4.conf', 'eth0', 'proxy_arp', '1'). */
-export async function writeSysctl(
-  section: string,
-  ifname: string,
-  key: string,
-  value: string,
-): Promise<void> {
+export function writeSysctl(section: string, ifname: string, key: string, value: string): void {
   writeFileSync(sysctlPath(section, ifname, key), value);
 }
 
 export const readSysctl = (section: string, ifname: string, key: string) =>
   readText(sysctlPath(section, ifname, key));
 
-export const ipv6Enabled = () => exists(`${procSysNet()}/ipv6/conf`);
+export const ipv6Enabled = (): boolean => existsSync(`${procSysNet()}/ipv6/conf`);
 
 /** The interface of the node's IPv4 default route with the lowest metric, from /proc/net/route. */
 export async function defaultRouteInterface(): Promise<string | undefined> {

@@ -9,10 +9,16 @@
 import { randomBytes } from 'node:crypto';
 import { formatIp, type IpAddr } from '../../model/index.js';
 import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, ROUTE_PROTOCOL } from '../../model/routing.js';
-import type { Dataplane, HostVeth, VethOwner, VethResult, VethSpec } from '../ports.js';
+import type { Dataplane, HostVeth, VethOwner, VethPlan, VethResult, VethSpec } from '../ports.js';
 import { CommandError, run } from './exec.js';
 import { HostNetlink } from './host-netlink.js';
-import { agentNetnsFd, openNetlinkIn, setUpContainerSide } from './pod-netlink.js';
+import {
+  agentNetnsFd,
+  configureContainerEnd,
+  createPair,
+  openNetlinkIn,
+  type CreatedPair,
+} from './pod-netlink.js';
 import {
   defaultRouteInterface,
   ipv6Enabled,
@@ -73,22 +79,59 @@ export class LinuxDataplane implements Dataplane {
     return Number.isInteger(mtu) && mtu >= 68 ? mtu : DEFAULT_MTU;
   }
 
-  async setUp(spec: VethSpec): Promise<VethResult> {
+  async setUp(plan: VethPlan, addresses: Promise<IpAddr[]>): Promise<VethResult> {
     const containerMac = randomMac();
-    let hostIndex: number;
+    const podSide = (e: unknown) =>
+      new DataplaneError(`setting up ${plan.ifname} in ${plan.netns}: ${describe(e)}`, { cause: e });
+    const hostSide = (e: unknown) =>
+      new DataplaneError(`configuring host veth ${plan.hostVeth}: ${describe(e)}`, { cause: e });
+    let sock;
     try {
-      hostIndex = await createContainerSide(spec, containerMac);
+      sock = openNetlinkIn(plan.netns);
     } catch (e) {
-      await this.deleteLink(spec.hostVeth);
-      throw new DataplaneError(`setting up ${spec.ifname} in ${spec.netns}: ${describe(e)}`, { cause: e });
+      throw podSide(e);
     }
     try {
-      await this.configureHostSide(spec, containerMac, hostIndex);
+      let pair: CreatedPair;
+      try {
+        pair = await createPair(
+          sock,
+          { ifname: plan.ifname, mtu: plan.mtu, mac: containerMac },
+          { name: plan.hostVeth, mac: HOST_VETH_MAC, mtu: plan.mtu, netnsFd: agentNetnsFd() },
+        );
+      } catch (e) {
+        throw podSide(e);
+      }
+      try {
+        hostSysctls(plan.hostVeth);
+      } catch (e) {
+        throw hostSide(e);
+      }
+      // IPAM has been working meanwhile; its refusal is the caller's error, passed on as it is.
+      const ips = await addresses;
+      try {
+        await configureContainerEnd(sock, pair.index, {
+          ifname: plan.ifname,
+          ips,
+          defaultRoute: plan.defaultRoute,
+          gatewayMac: HOST_VETH_MAC,
+          ipv6Gateway: HOST_VETH_LINK_LOCAL,
+        });
+      } catch (e) {
+        throw podSide(e);
+      }
+      try {
+        await this.attachHostEnd(plan, ips, containerMac, pair.hostIndex);
+      } catch (e) {
+        throw hostSide(e);
+      }
     } catch (e) {
-      await this.deleteLink(spec.hostVeth);
-      throw new DataplaneError(`configuring host veth ${spec.hostVeth}: ${describe(e)}`, { cause: e });
+      await this.deleteLink(plan.hostVeth);
+      throw e;
+    } finally {
+      sock.socket.close();
     }
-    return { hostMac: HOST_VETH_MAC, containerMac, mtu: spec.mtu, ipv6Gateway: HOST_VETH_LINK_LOCAL };
+    return { hostMac: HOST_VETH_MAC, containerMac, mtu: plan.mtu, ipv6Gateway: HOST_VETH_LINK_LOCAL };
   }
 
   async tearDown(hostVeth: string, owner: VethOwner): Promise<boolean> {
@@ -121,31 +164,13 @@ export class LinuxDataplane implements Dataplane {
     return [...pod, ...host];
   }
 
-  private async configureHostSide(spec: VethSpec, containerMac: string, index: number): Promise<void> {
-    const h = spec.hostVeth;
-    const sysctls: Promise<void>[] = [
-      writeSysctl('ipv4.conf', h, 'proxy_arp', '1'),
-      writeSysctl('ipv4.conf', h, 'forwarding', '1'),
-      writeSysctl('ipv4.conf', h, 'route_localnet', '1'),
-      writeSysctl('ipv4.neigh', h, 'proxy_delay', '0'),
-    ];
-    if (await ipv6Enabled()) {
-      // Before the link goes up: no RA, no DAD on its link-local (the pods' gateway), EUI-64 so that
-      // the link-local is HOST_VETH_LINK_LOCAL whatever the node's default addr_gen_mode.
-      sysctls.push(
-        writeSysctl('ipv6.conf', h, 'accept_ra', '0'),
-        writeSysctl('ipv6.conf', h, 'accept_dad', '0'),
-        writeSysctl('ipv6.conf', h, 'proxy_ndp', '1'),
-        writeSysctl('ipv6.conf', h, 'addr_gen_mode', '0'),
-      );
-    }
-    await Promise.all(sysctls);
+  private async attachHostEnd(plan: VethPlan, ips: IpAddr[], containerMac: string, index: number) {
     const { existingRoutes } = await this.netlink.attachPod(
       index,
-      ownerAlias(spec.owner),
-      spec.ips.map((ip) => ({ ip, mac: containerMac })),
+      ownerAlias(plan.owner),
+      ips.map((ip) => ({ ip, mac: containerMac })),
     );
-    for (const ip of existingRoutes) await this.takeOverRoute(ip, spec.hostVeth, index);
+    for (const ip of existingRoutes) await this.takeOverRoute(ip, plan.hostVeth, index);
   }
 
   /**
@@ -225,19 +250,28 @@ export class LinuxDataplane implements Dataplane {
   }
 }
 
-/** The pair, created from inside the pod with the host end placed in the agent's netns. */
-async function createContainerSide(spec: VethSpec, containerMac: string): Promise<number> {
-  const sock = openNetlinkIn(spec.netns);
-  try {
-    const { hostIndex } = await setUpContainerSide(
-      sock,
-      { ...spec, mac: containerMac, gatewayMac: HOST_VETH_MAC, ipv6Gateway: HOST_VETH_LINK_LOCAL },
-      { name: spec.hostVeth, mac: HOST_VETH_MAC, mtu: spec.mtu, netnsFd: agentNetnsFd() },
+/**
+ * The host end's sysctls, written while it is still down (the IPv6 ones must be in place before it
+ * comes up): proxy ARP answering for the gateway, forwarding, and for IPv6 no RA, no DAD on its
+ * link-local (the pods' gateway) and EUI-64, so that the link-local is HOST_VETH_LINK_LOCAL
+ * whatever the node's default addr_gen_mode.
+ */
+function hostSysctls(h: string): void {
+  const entries: [string, string, string][] = [
+    ['ipv4.conf', 'proxy_arp', '1'],
+    ['ipv4.conf', 'forwarding', '1'],
+    ['ipv4.conf', 'route_localnet', '1'],
+    ['ipv4.neigh', 'proxy_delay', '0'],
+  ];
+  if (ipv6Enabled()) {
+    entries.push(
+      ['ipv6.conf', 'accept_ra', '0'],
+      ['ipv6.conf', 'accept_dad', '0'],
+      ['ipv6.conf', 'proxy_ndp', '1'],
+      ['ipv6.conf', 'addr_gen_mode', '0'],
     );
-    return hostIndex;
-  } finally {
-    sock.socket.close();
   }
+  for (const [section, key, value] of entries) writeSysctl(section, h, key, value);
 }
 
 interface JsonRoute {

@@ -8,9 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inNetns } from '../../../bgp/native/index.js';
 import {
   ContainerSideError,
+  configureContainerEnd,
+  createPair,
   openNetlinkIn,
-  setUpContainerSide,
-  type ContainerSideSpec,
+  type PeerSpec,
 } from '../../../cni/dataplane/pod-netlink.js';
 import { parseIp } from '../../../model/index.js';
 import { NetnsSet } from '../../support/netns.js';
@@ -78,7 +79,7 @@ describe('inNetns', () => {
   });
 });
 
-describe('setUpContainerSide', () => {
+describe('createPair + configureContainerEnd', () => {
   const netns = new NetnsSet();
   let node: string;
   let nodeFd: number;
@@ -92,15 +93,20 @@ describe('setUpContainerSide', () => {
     await netns.cleanup();
   });
 
-  const spec = (ips: string[], defaultRoute = true): ContainerSideSpec => ({
+  const end = { ifname: 'eth0', mtu: 1400, mac: '02:aa:bb:cc:dd:01' };
+  const config = (ips: string[]) => ({
     ifname: 'eth0',
-    mtu: 1400,
     ips: ips.map((ip) => parseIp(ip)),
-    defaultRoute,
-    mac: '02:aa:bb:cc:dd:01',
+    defaultRoute: true,
     gatewayMac: 'ee:ee:ee:ee:ee:ee',
     ipv6Gateway: 'fe80::ecee:eeff:feee:eeee',
   });
+  /** What LinuxDataplane.setUp does on the pod side: the pair, then the container end's config. */
+  const setUpPodSide = async (sock: ReturnType<typeof openNetlinkIn>, ips: string[], p: PeerSpec) => {
+    const pair = await createPair(sock, end, p);
+    await configureContainerEnd(sock, pair.index, config(ips));
+    return pair;
+  };
   const peer = (name: string) => ({ name, mac: 'ee:ee:ee:ee:ee:ee', mtu: 1400, netnsFd: nodeFd });
 
   it('creates the pair with the host end in the other netns and configures the container end', async () => {
@@ -108,7 +114,7 @@ describe('setUpContainerSide', () => {
     const sock = openNetlinkIn(nsPath(pod));
     let hostIndex: number;
     try {
-      ({ hostIndex } = await setUpContainerSide(sock, spec(['10.66.0.5', 'fd00:66::5']), peer('ternpn1')));
+      ({ hostIndex } = await setUpPodSide(sock, ['10.66.0.5', 'fd00:66::5'], peer('ternpn1')));
     } finally {
       sock.socket.close();
     }
@@ -169,9 +175,7 @@ describe('setUpContainerSide', () => {
     await execa('ip', ['-n', pod, 'route', 'add', 'default', 'dev', 'x0']);
     const sock = openNetlinkIn(nsPath(pod));
     try {
-      const err = await setUpContainerSide(sock, spec(['10.66.0.6']), peer('ternpn2')).catch(
-        (e: unknown) => e,
-      );
+      const err = await setUpPodSide(sock, ['10.66.0.6'], peer('ternpn2')).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ContainerSideError);
       expect((err as ContainerSideError).errno).toBe('EEXIST');
       expect((err as Error).message).toMatch(/^adding the default route via 169\.254\.1\.1 dev eth0: EEXIST/);
@@ -187,7 +191,7 @@ describe('setUpContainerSide', () => {
     await execa('ip', ['-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'y1']);
     const sock = openNetlinkIn(nsPath(pod));
     try {
-      await expect(setUpContainerSide(sock, spec(['10.66.0.7']), peer('ternpn3'))).rejects.toThrow(
+      await expect(createPair(sock, end, peer('ternpn3'))).rejects.toThrow(
         /^creating the veth pair: an interface named eth0 already exists in the pod/,
       );
     } finally {

@@ -7,6 +7,7 @@ import type {
   IpamAssignRequest,
   IpamPort,
   VethOwner,
+  VethPlan,
   VethResult,
   VethSpec,
 } from '../../../cni/ports.js';
@@ -16,9 +17,12 @@ const key = (a: { containerId: string; ifname: string }) => `${a.containerId}/${
 export class FakeIpam implements IpamPort {
   readonly held = new Map<string, IpAddr[]>();
   statusError: Error | undefined;
+  /** When set, assign waits for it before doing anything (IPAM still talking to its datastore). */
+  gate: Promise<void> | undefined;
   constructor(private readonly free: string[]) {}
 
   async assign(req: IpamAssignRequest): Promise<IpAddr[]> {
+    if (this.gate) await this.gate;
     const k = key(req.attachment);
     const existing = this.held.get(k);
     if (existing) return existing;
@@ -75,9 +79,15 @@ export class FakeDataplane implements Dataplane {
   async detectMtu(): Promise<number> {
     return 1450;
   }
-  async setUp(spec: VethSpec): Promise<VethResult> {
+  /** The order things happened in: setUp starting, its addresses arriving (see FakeIpam.gate). */
+  readonly events: string[] = [];
+  async setUp(plan: VethPlan, addresses: Promise<IpAddr[]>): Promise<VethResult> {
     this.setUps++;
+    this.events.push('setUp');
     if (this.failSetUp) throw this.failSetUp;
+    const ips = await addresses;
+    this.events.push('addresses');
+    const spec: VethSpec = { ...plan, ips };
     const mac = '02:00:00:00:00:' + (this.setUps % 256).toString(16).padStart(2, '0');
     this.veths.set(spec.hostVeth, { owner: spec.owner, spec, mac });
     return {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataplaneError } from '../../../cni/dataplane/veth.js';
 import { CniHandler } from '../../../cni/handler.js';
 import type { AgentHooks, PodEndpoint } from '../../../cni/ports.js';
 import { NON_K8S_NAMESPACE } from '../../../cni/request.js';
@@ -204,6 +205,54 @@ describe('CniHandler ADD', () => {
   it('a netns path that does not exist is code 8', async () => {
     const { handler } = setup();
     expect(errorOf(await call(handler, { ns: join(dir, 'gone') })).code).toBe(8);
+  });
+
+  describe('IPAM and the pair creation overlap', () => {
+    const held = () => {
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      return { gate, open };
+    };
+    const until = async (cond: () => boolean) => {
+      while (!cond()) await new Promise((r) => setImmediate(r));
+    };
+
+    it('the dataplane starts before IPAM has answered, and configures what IPAM then gives', async () => {
+      const { handler, ipam, dataplane } = setup();
+      const { gate, open } = held();
+      ipam.gate = gate;
+      const pending = call(handler);
+      await until(() => dataplane.events.length > 0);
+      expect(dataplane.events).toEqual(['setUp']);
+      expect(ipam.held.size).toBe(0);
+      open();
+      const r = await pending;
+      expect(r.exitCode).toBe(0);
+      expect(dataplane.events).toEqual(['setUp', 'addresses']);
+      expect([...dataplane.veths.values()][0]!.spec.ips.map(formatIp)).toEqual(['10.0.0.1']);
+    });
+
+    it('a pair that fails while IPAM is still writing: the address is released once IPAM is done', async () => {
+      const { handler, ipam, dataplane } = setup();
+      const { gate, open } = held();
+      ipam.gate = gate;
+      dataplane.failSetUp = new DataplaneError('no pair');
+      const pending = call(handler);
+      await until(() => dataplane.events.length > 0);
+      open();
+      expect(errorOf(await pending).code).toBe(103);
+      expect(ipam.held.size).toBe(0);
+      expect(dataplane.veths.size).toBe(0);
+    });
+
+    it('IPAM refusing after the pair was started: its own code, nothing held, no veth', async () => {
+      const { handler, ipam, dataplane } = setup([]);
+      const r = await call(handler);
+      expect(errorOf(r).code).toBe(101);
+      expect(dataplane.events).toEqual(['setUp']);
+      expect(ipam.held.size).toBe(0);
+      expect(dataplane.veths.size).toBe(0);
+    });
   });
 
   it('ADD removes a stale host veth of the same attachment and re-uses its addresses', async () => {

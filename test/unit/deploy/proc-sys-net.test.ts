@@ -39,7 +39,7 @@ describe('sysctl root of the CNI dataplane (TERN_PROC_SYS_NET, for the unprivile
       await mkdir(join(root, 'ipv4/conf/terntest'), { recursive: true });
       await writeFile(join(root, 'ipv4/conf/terntest/proxy_arp'), '0');
       process.env.TERN_PROC_SYS_NET = root;
-      await writeSysctl('ipv4.conf', 'terntest', 'proxy_arp', '1');
+      writeSysctl('ipv4.conf', 'terntest', 'proxy_arp', '1');
       expect(await readFile(join(root, 'ipv4/conf/terntest/proxy_arp'), 'utf8')).toBe('1');
       expect(await readSysctl('ipv4.conf', 'terntest', 'proxy_arp')).toBe('1');
     } finally {
