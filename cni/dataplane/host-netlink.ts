@@ -7,9 +7,9 @@ import { ROUTE_PROTOCOL } from '../../model/routing.js';
 import { netlinkRequest } from '../../bgp/native/index.js';
 import { readText } from './sysfs.js';
 
-const MAIN_TABLE = 254;
-const AF_INET = 2;
-const AF_INET6 = 10;
+export const MAIN_TABLE = 254;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
 
 /** The errno name (EEXIST, ENODEV, …) of a rejected netlink request, if that is what `e` is. */
 export function netlinkErrno(e: unknown): string | undefined {

@@ -12,11 +12,8 @@ import { inNetns } from '../../bgp/native/index.js';
 import { formatIp, parseIp, type IpAddr } from '../../model/index.js';
 import { POD_GATEWAY_IPV4 } from '../../model/routing.js';
 import type { VethSpec } from '../ports.js';
-import { addressBytes, macBytes, netlinkErrno } from './host-netlink.js';
+import { AF_INET, AF_INET6, MAIN_TABLE, addressBytes, macBytes, netlinkErrno } from './host-netlink.js';
 
-const MAIN_TABLE = 254;
-const AF_INET = 2;
-const AF_INET6 = 10;
 // include/uapi/linux/if_link.h, veth.h
 const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
