@@ -11,6 +11,7 @@ import { formatIp, type IpAddr } from '../../model/index.js';
 import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, ROUTE_PROTOCOL } from '../../model/routing.js';
 import type { Dataplane, HostVeth, VethOwner, VethPlan, VethResult, VethSpec } from '../ports.js';
 import { CommandError, run } from './exec.js';
+import { loadAddon } from '../../bgp/native/index.js';
 import { HostNetlink } from './host-netlink.js';
 import {
   agentNetnsFd,
@@ -67,6 +68,11 @@ export class DataplaneError extends Error {
 
 export class LinuxDataplane implements Dataplane {
   private readonly netlink = new HostNetlink();
+
+  /** Throws at once (naming the build step) when the native addon the data path needs is missing. */
+  constructor() {
+    loadAddon();
+  }
 
   /** Closes the rtnetlink socket. */
   close(): void {
