@@ -165,4 +165,6 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+// Out as soon as the answer is written (synchronously, above): a natural exit first drains the loop
+// (closed handles' callbacks, beforeExit), which costs the plugin ~0.5 ms per call.
+void main().then(() => process.exit());
