@@ -115,22 +115,19 @@ export class LinuxDataplane implements Dataplane {
       }
       // IPAM has been working meanwhile; its refusal is the caller's error, passed on as it is.
       const ips = await addresses;
-      try {
-        await configureContainerEnd(sock, pair.index, {
+      // The two ends are configured over different sockets: both go out now, one wait for both.
+      const [pod, host] = await Promise.allSettled([
+        configureContainerEnd(sock, pair.index, {
           ifname: plan.ifname,
           ips,
           defaultRoute: plan.defaultRoute,
           gatewayMac: HOST_VETH_MAC,
           ipv6Gateway: HOST_VETH_LINK_LOCAL,
-        });
-      } catch (e) {
-        throw podSide(e);
-      }
-      try {
-        await this.attachHostEnd(plan, ips, containerMac, pair.hostIndex);
-      } catch (e) {
-        throw hostSide(e);
-      }
+        }),
+        this.attachHostEnd(plan, ips, containerMac, pair.hostIndex),
+      ]);
+      if (pod.status === 'rejected') throw podSide(pod.reason);
+      if (host.status === 'rejected') throw hostSide(host.reason);
     } catch (e) {
       await this.deleteLink(plan.hostVeth);
       throw e;
