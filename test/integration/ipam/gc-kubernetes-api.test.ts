@@ -9,6 +9,7 @@ import { Ipam } from '../../../ipam/index.js';
 import { TERN_API_VERSION } from '../../../model/index.js';
 import { createLogger } from '../../../model/log.js';
 import { startKubeApiServer, type KubeApiServer } from '../../support/kube-api-server.js';
+import { raceForLease } from '../../support/leader-race.js';
 import { waitFor } from '../../support/netns.js';
 
 const quiet = createLogger('gc-kube-test', { level: 'silent' });
@@ -45,21 +46,7 @@ function apiServer() {
 describe('leader election and cluster IPAM GC on the kubernetes datastore', () => {
   it('two agents race for the coordination.k8s.io Lease: exactly one leads; when it stops the other takes over', async () => {
     const { client, elector } = apiServer();
-    const a = elector('agent-a');
-    const b = elector('agent-b');
-    a.start();
-    b.start();
-    const leader = await waitFor(
-      'a leader',
-      () => (a.isLeader() ? a : b.isLeader() ? b : undefined),
-      10_000,
-      20,
-    );
-    for (let i = 0; i < 20; i++) {
-      expect([a.isLeader(), b.isLeader()].filter(Boolean)).toHaveLength(1);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const other = leader === a ? b : a;
+    const { leader, other } = await raceForLease(elector('agent-a'), elector('agent-b'), 20);
     await leader.stop();
     await waitFor('the other leads', () => other.isLeader(), 10_000, 20);
     const lease = await client().get('Lease', LEASE);

@@ -9,6 +9,7 @@ import { Ipam } from '../../../ipam/index.js';
 import { TERN_API_VERSION, type Pod } from '../../../model/index.js';
 import { createLogger } from '../../../model/log.js';
 import { startEtcd, type EtcdServer } from '../../support/etcd.js';
+import { raceForLease } from '../../support/leader-race.js';
 import { uniqueSuffix, waitFor } from '../../support/netns.js';
 
 const quiet = createLogger('gc-etcd-test', { level: 'silent' });
@@ -69,19 +70,7 @@ describe('LeaderElector on etcd', () => {
     const { elector } = cluster();
     const a = elector('agent-a');
     const b = elector('agent-b');
-    a.start();
-    b.start();
-    const leader = await waitFor(
-      'a leader',
-      () => (a.isLeader() ? a : b.isLeader() ? b : undefined),
-      10_000,
-      20,
-    );
-    for (let i = 0; i < 40; i++) {
-      expect([a.isLeader(), b.isLeader()].filter(Boolean)).toHaveLength(1);
-      expect(leader.isLeader()).toBe(true);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await raceForLease(a, b, 40);
     await a.stop();
     await b.stop();
   });
