@@ -59,6 +59,23 @@ async function farEnd(discriminator = 7) {
   return end;
 }
 
+type PeerView = ReturnType<BgpSpeaker['peers']>[number];
+
+/** Starts speaker `a` and the far BFD end, then waits until `a`'s one peer is Established and `ready`. */
+async function startAgainstFarEnd(a: BgpSpeaker, ready: (peer: PeerView) => boolean) {
+  await a.start();
+  const far = await farEnd();
+  far.start();
+  const peerA = () => a.peers()[0]!;
+  await waitFor(
+    'BGP Established and BFD ready',
+    async () => peerA().state === 'Established' && ready(peerA()),
+    15_000,
+    20,
+  );
+  return { far, peerA };
+}
+
 describe('BFD manager over UDP', () => {
   it('comes Up with a peer and discards what RFC 5880 §6.8.6 says to discard, counting reasons', async () => {
     const m = new BfdManager({ port: PORT });
@@ -141,16 +158,7 @@ describe('BGP speaker with BFD', () => {
       holdTime: 90,
       bfd: { desiredMinTxMs: 50, requiredMinRxMs: 50, multiplier: 3 },
     });
-    await a.start();
-    const far = await farEnd();
-    far.start();
-    const peerA = () => a.peers()[0]!;
-    await waitFor(
-      'BGP Established and BFD Up',
-      async () => peerA().state === 'Established' && peerA().bfd?.state === 'Up',
-      15_000,
-      20,
-    );
+    const { far, peerA } = await startAgainstFarEnd(a, (p) => p.bfd?.state === 'Up');
     // The poll sequence after Up brings both ends to the fast intervals.
     await waitFor('fast timers', async () => peerA().bfd?.txIntervalMs === 50, 5000, 20);
     expect(peerA().bfd).toMatchObject({ detectionTimeMs: 150, multiplier: 3, remoteMultiplier: 3 });
@@ -180,16 +188,7 @@ describe('BGP speaker with BFD', () => {
     b.addPeer({ address: HERE, asn: 65001, passive: true });
     const options = { address: THERE, asn: 65002, localAddress: HERE, port: b.listenPort! };
     a.addPeer({ ...options, bfd: { desiredMinTxMs: 50, requiredMinRxMs: 50 } });
-    await a.start();
-    const far = await farEnd();
-    far.start();
-    const peerA = () => a.peers()[0]!;
-    await waitFor(
-      'up',
-      async () => peerA().state === 'Established' && peerA().bfd?.txIntervalMs === 50,
-      15_000,
-      20,
-    );
+    const { far, peerA } = await startAgainstFarEnd(a, (p) => p.bfd?.txIntervalMs === 50);
     const since = peerA().since;
     const discriminator = peerA().bfd!.localDiscriminator;
     a.updatePeer({ ...options, bfd: { desiredMinTxMs: 200, requiredMinRxMs: 200, multiplier: 5 } });
@@ -233,16 +232,7 @@ describe('BGP speaker with BFD', () => {
       port: b.listenPort!,
       bfd: { desiredMinTxMs: 50, requiredMinRxMs: 50 },
     });
-    await a.start();
-    const far = await farEnd();
-    far.start();
-    const peerA = () => a.peers()[0]!;
-    await waitFor(
-      'up',
-      async () => peerA().state === 'Established' && peerA().bfd?.state === 'Up',
-      15_000,
-      20,
-    );
+    const { far, peerA } = await startAgainstFarEnd(a, (p) => p.bfd?.state === 'Up');
     far.session!.adminDown();
     await waitFor('BFD Down', async () => peerA().bfd?.state === 'Down', 5000, 10);
     expect(peerA().bfd).toMatchObject({
