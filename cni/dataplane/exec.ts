@@ -1,5 +1,5 @@
-// Runs a command with optional stdin and collects its output. Plain child_process: the dataplane
-// execs on the ADD hot path, and this is the cheapest way to do it from Node.
+// Runs a command with optional stdin and collects its output (CHECK's `ip -j` in the pod netns; no
+// exec is left on the ADD/DEL path).
 import { spawn } from 'node:child_process';
 
 export interface RunResult {
@@ -30,20 +30,4 @@ export function run(cmd: string, args: string[], input = '', timeoutMs = 30_000)
     child.stdin.on('error', () => undefined); // the child may exit before reading all of it
     child.stdin.end(input);
   });
-}
-
-/** Runs and throws CommandError on a non-zero exit. */
-export async function runOk(cmd: string, args: string[], input = ''): Promise<string> {
-  const r = await run(cmd, args, input);
-  if (r.code !== 0) throw new CommandError([cmd, ...args].join(' '), r);
-  return r.stdout;
-}
-
-/** `ip -batch -` in the caller's netns, or inside the netns at `netnsPath` through nsenter. */
-export function ipBatch(lines: string[], netnsPath?: string, json = false): Promise<string> {
-  const ipArgs = [...(json ? ['-j'] : []), '-batch', '-'];
-  const input = lines.join('\n') + '\n';
-  return netnsPath
-    ? runOk('nsenter', [`--net=${netnsPath}`, 'ip', ...ipArgs], input)
-    : runOk('ip', ipArgs, input);
 }
