@@ -138,9 +138,25 @@ export class LabPods {
 
 /**
  * Pings `ip` from `netns` every 2 ms until the first reply; resolves with the reply's receive
- * time (ms since the epoch, from ping's own timestamp), rejects after `timeoutMs`.
+ * time (ms since the epoch, from ping's own timestamp), rejects after `timeoutMs`. iputils ping
+ * with a deadline quits at the first ICMP error; while an address moves between nodes a packet
+ * may meet a transient loop ("Time to live exceeded"), so an early exit starts a new ping for
+ * the time that is left.
  */
-export function firstReply(netns: string, ip: string, timeoutMs: number): Promise<number> {
+export async function firstReply(netns: string, ip: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let text = '';
+  while (Date.now() < deadline) {
+    const reply = await pingUntilReply(netns, ip, deadline - Date.now());
+    if (typeof reply === 'number') return reply;
+    text = reply.output;
+    await new Promise((r) => setTimeout(r, 10)); // an error that ends ping at once must not spin
+  }
+  throw new Error(`no reply from ${ip} in ${netns} within ${timeoutMs} ms: ${text.slice(-300)}`);
+}
+
+/** One ping run: the first reply's time, or ping's output when it ends without one. */
+function pingUntilReply(netns: string, ip: string, ms: number): Promise<number | { output: string }> {
   const child = execa(
     'ip',
     [
@@ -155,12 +171,12 @@ export function firstReply(netns: string, ip: string, timeoutMs: number): Promis
       '-W',
       '0.2',
       '-w',
-      String(Math.ceil(timeoutMs / 1000)),
+      String(Math.max(1, Math.ceil(ms / 1000))),
       ip,
     ],
     { reject: false, buffer: false },
   );
-  return new Promise<number>((resolve, reject) => {
+  return new Promise((resolve) => {
     let text = '';
     const onData = (chunk: Buffer) => {
       text += chunk.toString();
@@ -172,9 +188,7 @@ export function firstReply(netns: string, ip: string, timeoutMs: number): Promis
       }
     };
     child.stdout?.on('data', onData);
-    void child.then(() =>
-      reject(new Error(`no reply from ${ip} in ${netns} within ${timeoutMs} ms: ${text.slice(-300)}`)),
-    );
+    void child.then(() => resolve({ output: text }));
   });
 }
 

@@ -116,6 +116,7 @@ describe('stable addresses on a three-node lab', () => {
       const next = node === 'node2' ? 'node3' : 'node2';
       await pods.del('ss', 'db-1');
       const reply = firstReply(probeNetns('node1'), DB_LIST[1]!, 15_000);
+      reply.catch(() => undefined); // awaited below; not "unhandled" while the ADD runs
       const pod = await pods.add({ namespace: 'ss', name: 'db-1', node: next, annotations: dbAnnotations });
       const returned = Date.now();
       // Started only now, like the reference below (which cannot know the address earlier).
