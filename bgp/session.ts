@@ -365,6 +365,12 @@ export class Session {
       );
       if (loser === c) return;
     }
+    for (const cap of open.capabilities.ignored) {
+      this.log.warn(
+        { peer: this.config.peerAddress, capability: cap.code, length: cap.length },
+        'capability with an unexpected length ignored',
+      );
+    }
     const peerFamilies = open.capabilities.multiprotocol.length
       ? open.capabilities.multiprotocol
       : [{ afi: Afi.IPV4, safi: Safi.UNICAST }];

@@ -70,6 +70,8 @@ export interface DecodedAttributes {
   /** Non-fatal problems found (RFC 7606 treat-as-withdraw / attribute-discard). */
   errors: BgpError[];
   treatAsWithdraw: boolean;
+  /** How many attributes the field held (End-of-RIB: MP_UNREACH_NLRI alone). */
+  count: number;
 }
 
 const WELL_KNOWN = AttrFlag.TRANSITIVE;
@@ -127,8 +129,17 @@ function readIpv4(buf: Buffer, off: number): string {
   return formatIpv4(buf.readUInt32BE(off));
 }
 
-/** Decodes AS_PATH / AS4_PATH segments; returns undefined when malformed. */
-function decodeAsPath(buf: Buffer, start: number, end: number, asSize: 2 | 4): AsPathSegment[] | undefined {
+/**
+ * Decodes AS_PATH / AS4_PATH segments; returns undefined when malformed, 'as0' when a segment
+ * holds AS 0 (RFC 7607: malformed too, told apart only for the error text).
+ */
+function decodeAsPath(
+  buf: Buffer,
+  start: number,
+  end: number,
+  asSize: 2 | 4,
+): AsPathSegment[] | 'as0' | undefined {
+  let hasAs0 = false;
   const segments: AsPathSegment[] = [];
   let off = start;
   while (off < end) {
@@ -139,12 +150,14 @@ function decodeAsPath(buf: Buffer, start: number, end: number, asSize: 2 | 4): A
     if (type < 1 || type > 4 || count === 0 || off + count * asSize > end) return undefined;
     const asns = new Array<number>(count);
     for (let i = 0; i < count; i++) {
-      asns[i] = asSize === 4 ? buf.readUInt32BE(off) : buf.readUInt16BE(off);
+      const asn = asSize === 4 ? buf.readUInt32BE(off) : buf.readUInt16BE(off);
+      if (asn === 0) hasAs0 = true;
+      asns[i] = asn;
       off += asSize;
     }
     segments.push({ type: type as AsPathSegment['type'], asns });
   }
-  return segments;
+  return hasAs0 ? 'as0' : segments;
 }
 
 /** Path length for the decision process and AS4 reconciliation: an AS_SET counts 1, confederation segments 0. */
@@ -157,8 +170,19 @@ export function asPathLength(path: readonly AsPathSegment[]): number {
   return n;
 }
 
-/** RFC 6793 §4.2.3: leading ASes of AS_PATH followed by AS4_PATH. */
-function mergeAs4Path(asPath: readonly AsPathSegment[], as4Path: readonly AsPathSegment[]): AsPathSegment[] {
+const isConfederation = (s: AsPathSegment) =>
+  s.type === AsPathSegmentType.AS_CONFED_SEQUENCE || s.type === AsPathSegmentType.AS_CONFED_SET;
+
+/**
+ * RFC 6793 §4.2.3: leading ASes of AS_PATH followed by AS4_PATH. Confederation segments of
+ * AS4_PATH are discarded first (§6: they are invalid there and would leak out of the
+ * confederation); those of AS_PATH are the 2-octet peer's own and stay.
+ */
+function mergeAs4Path(
+  asPath: readonly AsPathSegment[],
+  as4PathReceived: readonly AsPathSegment[],
+): AsPathSegment[] {
+  const as4Path = as4PathReceived.filter((s) => !isConfederation(s));
   let keep = asPathLength(asPath) - asPathLength(as4Path);
   if (keep < 0) return [...asPath];
   const out: AsPathSegment[] = [];
@@ -204,7 +228,7 @@ export function decodePathAttributes(
   ctx: DecodeContext,
   hasIpv4Nlri: boolean,
 ): DecodedAttributes {
-  const out: DecodedAttributes = { attributes: undefined, errors: [], treatAsWithdraw: false };
+  const out: DecodedAttributes = { attributes: undefined, errors: [], treatAsWithdraw: false, count: 0 };
   if (start === end) {
     if (hasIpv4Nlri) {
       out.errors.push(
@@ -277,6 +301,7 @@ export function decodePathAttributes(
       break;
     }
     off = ve;
+    out.count++;
     const data = buf.subarray(attrStart, ve);
 
     if (seen.has(type)) {
@@ -338,12 +363,15 @@ export function decodePathAttributes(
       case AttrType.AS_PATH: {
         const p = decodeAsPath(buf, vs, ve, asSize);
         if (!p) malformed(UpdateSubcode.MALFORMED_AS_PATH, 'malformed AS_PATH');
+        else if (p === 'as0') malformed(UpdateSubcode.MALFORMED_AS_PATH, 'AS_PATH holds AS 0 (RFC 7607)');
         else a.asPath = p;
         break;
       }
       case AttrType.AS4_PATH: {
         const p = decodeAsPath(buf, vs, ve, 4);
         if (!p) malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'malformed AS4_PATH');
+        else if (p === 'as0')
+          malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AS4_PATH holds AS 0 (RFC 7607)');
         else as4Path = p;
         break;
       }
@@ -366,6 +394,8 @@ export function decodePathAttributes(
       case AttrType.AGGREGATOR:
         if (len !== asSize + 4)
           malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, `AGGREGATOR length is not ${asSize + 4}`);
+        else if ((asSize === 4 ? buf.readUInt32BE(vs) : buf.readUInt16BE(vs)) === 0)
+          malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AGGREGATOR holds AS 0 (RFC 7607)');
         else
           a.aggregator = {
             asn: asSize === 4 ? buf.readUInt32BE(vs) : buf.readUInt16BE(vs),
@@ -374,6 +404,8 @@ export function decodePathAttributes(
         break;
       case AttrType.AS4_AGGREGATOR:
         if (len !== 8) malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AS4_AGGREGATOR length is not 8');
+        else if (buf.readUInt32BE(vs) === 0)
+          malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AS4_AGGREGATOR holds AS 0 (RFC 7607)');
         else as4Aggregator = { asn: buf.readUInt32BE(vs), address: readIpv4(buf, vs + 4) };
         break;
       case AttrType.COMMUNITIES:

@@ -46,6 +46,11 @@ export interface Capabilities {
   readonly fourOctetAs?: number;
   readonly gracefulRestart?: GracefulRestartCapability;
   readonly unknown: readonly { readonly code: number; readonly value: Buffer }[];
+  /**
+   * Known capabilities with a length their RFC does not allow, ignored rather than failing
+   * the OPEN (FRR, for one, accepts a Route Refresh capability with padding); the session logs them.
+   */
+  readonly ignored: readonly { readonly code: number; readonly length: number }[];
 }
 
 export interface OpenMessage {
@@ -208,7 +213,8 @@ function decodeOpen(msg: Buffer): OpenMessage {
     fourOctetAs?: number;
     gracefulRestart?: GracefulRestartCapability;
     unknown: { code: number; value: Buffer }[];
-  } = { multiprotocol: [], routeRefresh: false, enhancedRouteRefresh: false, unknown: [] };
+    ignored: { code: number; length: number }[];
+  } = { multiprotocol: [], routeRefresh: false, enhancedRouteRefresh: false, unknown: [], ignored: [] };
   const end = off + optLen;
   while (off < end) {
     const headerLen = extendedParams ? 3 : 2;
@@ -232,6 +238,15 @@ function decodeOpen(msg: Buffer): OpenMessage {
   };
 }
 
+/** The lengths each known capability's RFC allows. */
+const CAPABILITY_LENGTH_OK: Record<number, (len: number) => boolean> = {
+  [CapabilityCode.MULTIPROTOCOL]: (len) => len === 4,
+  [CapabilityCode.ROUTE_REFRESH]: (len) => len === 0,
+  [CapabilityCode.ENHANCED_ROUTE_REFRESH]: (len) => len === 0,
+  [CapabilityCode.FOUR_OCTET_AS]: (len) => len === 4,
+  [CapabilityCode.GRACEFUL_RESTART]: (len) => len >= 2 && (len - 2) % 4 === 0,
+};
+
 function decodeCapabilities(
   msg: Buffer,
   start: number,
@@ -243,6 +258,7 @@ function decodeCapabilities(
     fourOctetAs?: number;
     gracefulRestart?: GracefulRestartCapability;
     unknown: { code: number; value: Buffer }[];
+    ignored: { code: number; length: number }[];
   },
 ): void {
   let off = start;
@@ -254,26 +270,25 @@ function decodeCapabilities(
     const ve = vs + len;
     if (ve > end) throw openError(0, `capability ${code} overruns its parameter`);
     off = ve;
-    const bad = () => openError(0, `capability ${code} has a bad length ${len}`);
+    const lengthOk = CAPABILITY_LENGTH_OK[code];
+    if (lengthOk && !lengthOk(len)) {
+      caps.ignored.push({ code, length: len });
+      continue;
+    }
     switch (code) {
       case CapabilityCode.MULTIPROTOCOL:
-        if (len !== 4) throw bad();
         caps.multiprotocol.push({ afi: msg.readUInt16BE(vs), safi: msg[vs + 3]! });
         break;
       case CapabilityCode.ROUTE_REFRESH:
-        if (len !== 0) throw bad();
         caps.routeRefresh = true;
         break;
       case CapabilityCode.ENHANCED_ROUTE_REFRESH:
-        if (len !== 0) throw bad();
         caps.enhancedRouteRefresh = true;
         break;
       case CapabilityCode.FOUR_OCTET_AS:
-        if (len !== 4) throw bad();
         caps.fourOctetAs = msg.readUInt32BE(vs);
         break;
       case CapabilityCode.GRACEFUL_RESTART: {
-        if (len < 2 || (len - 2) % 4 !== 0) throw bad();
         const word = msg.readUInt16BE(vs);
         const families: (AfiSafi & { forwardingState: boolean })[] = [];
         for (let p = vs + 2; p < ve; p += 4) {
@@ -380,13 +395,9 @@ function decodeUpdate(msg: Buffer, ctx: DecodeContext): UpdateMessage {
   const d = decodePathAttributes(msg, aStart, aStart + aLen, ctx, nlri.length > 0);
   let endOfRib: AfiSafi | undefined;
   if (wLen === 0 && aLen === 0 && nlri.length === 0) endOfRib = { afi: Afi.IPV4, safi: Safi.UNICAST };
-  else if (
-    wLen === 0 &&
-    nlri.length === 0 &&
-    aLen === 6 &&
-    d.mpUnreach &&
-    d.mpUnreach.withdrawn.length === 0
-  ) {
+  // RFC 4724 §2: an UPDATE whose only attribute is an empty MP_UNREACH_NLRI, in whatever
+  // length form (the two-octet Extended Length makes it 7 bytes).
+  else if (wLen === 0 && nlri.length === 0 && d.count === 1 && d.mpUnreach?.withdrawn.length === 0) {
     endOfRib = { afi: d.mpUnreach.afi, safi: d.mpUnreach.safi };
   }
   return {

@@ -345,3 +345,98 @@ describe('malformed messages map to the right NOTIFICATION and RFC 7606 action',
     expect(u.attributes?.atomicAggregate).toBeUndefined();
   });
 });
+
+describe('messages other implementations send (issue 20)', () => {
+  it('recognizes an IPv6 End-of-RIB whose empty MP_UNREACH_NLRI uses the two-octet Extended Length (RFC 4724)', () => {
+    // flags 0x90 = optional + extended length, type 15, length 0x0003, AFI 2, SAFI 1: 7 attribute bytes.
+    const eor = update('', '90 0f 0003 0002 01', '');
+    expect(eor.length).toBe(19 + 4 + 7);
+    expect(decodeUpdate(eor).endOfRib).toEqual({ afi: 2, safi: 1 });
+    // The same attribute next to another one is an ordinary (empty) withdrawal, not End-of-RIB.
+    expect(decodeUpdate(update('', ORIGIN_IGP + '90 0f 0003 0002 01', '')).endOfRib).toBeUndefined();
+    // And one that withdraws a prefix is not End-of-RIB either.
+    const w = decodeUpdate(update('', '90 0f 0006 0002 01 10 fd00', ''));
+    expect(w.endOfRib).toBeUndefined();
+    expect(prefixes(w.mpUnreach!.withdrawn)).toEqual(['fd00::/16']);
+  });
+
+  it('discards AS_CONFED segments of AS4_PATH when merging it into AS_PATH, and keeps those of AS_PATH (RFC 6793 §6)', () => {
+    const attrs =
+      ORIGIN_IGP +
+      '40 02 0a 03 01 fde8 02 02 fde9 5ba0' + // AS_PATH: CONFED_SEQUENCE [65000], SEQUENCE [65001, AS_TRANS]
+      NEXT_HOP +
+      'c0 11 0c 03 01 0000fdea 02 01 fa56ea00'; // AS4_PATH: CONFED_SEQUENCE [65002], SEQUENCE [4200000000]
+    const u = decodeUpdate(update('', attrs, '08 0a'), TWO);
+    expect(u.errors).toEqual([]);
+    expect(u.attributes?.asPath).toEqual([
+      { type: 3, asns: [65000] },
+      { type: 2, asns: [65001, 4200000000] },
+    ]);
+    expect(u.attributes?.asPath.flatMap((s) => s.asns)).not.toContain(65002);
+  });
+
+  it('treats AS 0 in AS_PATH as withdraw, and discards AS4_PATH, AGGREGATOR, AS4_AGGREGATOR holding AS 0 (RFC 7607)', () => {
+    const asPath0 = decodeUpdate(
+      update('', ORIGIN_IGP + '40 02 0a 02 02 0000fde9 00000000' + NEXT_HOP, '08 0a'),
+    );
+    expect(asPath0.treatAsWithdraw).toBe(true);
+    expect(asPath0.errors.map((e) => [e.errorCode, e.errorSubcode, e.action])).toEqual([
+      [3, 11, 'treat-as-withdraw'],
+    ]);
+    const twoOctet0 = decodeUpdate(update('', ORIGIN_IGP + '40 02 04 02 01 0000' + NEXT_HOP, '08 0a'), TWO);
+    expect(twoOctet0.treatAsWithdraw).toBe(true);
+
+    // AS4_PATH [0] from a 2-octet peer: the attribute goes, the route stays with AS_PATH as sent.
+    const as4Path0 = decodeUpdate(
+      update('', ORIGIN_IGP + '40 02 04 02 01 5ba0' + NEXT_HOP + 'c0 11 06 02 01 00000000', '08 0a'),
+      TWO,
+    );
+    expect(as4Path0.treatAsWithdraw).toBe(false);
+    expect(as4Path0.errors.map((e) => [e.errorSubcode, e.action])).toEqual([[9, 'attribute-discard']]);
+    expect(as4Path0.attributes?.asPath).toEqual([{ type: 2, asns: [23456] }]);
+
+    const aggregator0 = decodeUpdate(
+      update('', ORIGIN_IGP + AS_PATH_4 + NEXT_HOP + 'c0 07 08 00000000 0a000009', '08 0a'),
+    );
+    expect(aggregator0.treatAsWithdraw).toBe(false);
+    expect(aggregator0.errors.map((e) => [e.errorSubcode, e.action])).toEqual([[9, 'attribute-discard']]);
+    expect(aggregator0.attributes?.aggregator).toBeUndefined();
+    expect(prefixes(aggregator0.nlri)).toEqual(['10.0.0.0/8']);
+
+    const as4Aggregator0 = decodeUpdate(
+      update(
+        '',
+        ORIGIN_IGP + '40 02 04 02 01 5ba0' + NEXT_HOP + 'c0 07 06 5ba0 0a000009 c0 12 08 00000000 0a000009',
+        '08 0a',
+      ),
+      TWO,
+    );
+    expect(as4Aggregator0.errors.map((e) => [e.errorSubcode, e.action])).toEqual([[9, 'attribute-discard']]);
+    expect(as4Aggregator0.attributes?.aggregator).toEqual({ asn: 23456, address: '10.0.0.9' });
+  });
+
+  it('ignores a known capability with an unexpected length (Route Refresh with two padding bytes) instead of failing the OPEN', () => {
+    const open = decodeMessage(
+      // version 4, AS 65001, hold 90, id 10.0.0.2, 20 bytes of parameters:
+      msg(1, '04 fde9 005a 0a000002 14' + '0206 0104 00010001' + '0204 0202 0000' + '0204 4602 0000'),
+      FOUR,
+    ) as OpenMessage;
+    expect(open.capabilities.multiprotocol).toEqual([{ afi: 1, safi: 1 }]);
+    expect(open.capabilities.routeRefresh).toBe(false);
+    expect(open.capabilities.enhancedRouteRefresh).toBe(false);
+    expect(open.capabilities.ignored).toEqual([
+      { code: 2, length: 2 },
+      { code: 70, length: 2 },
+    ]);
+    // The other known capabilities are checked the same way rather than thrown on.
+    const bad = decodeMessage(
+      msg(1, '04 fde9 005a 0a000002 0a' + '0203 0101 00' + '0203 4001 00'),
+      FOUR,
+    ) as OpenMessage;
+    expect(bad.capabilities.ignored).toEqual([
+      { code: 1, length: 1 },
+      { code: 64, length: 1 },
+    ]);
+    expect(bad.capabilities.gracefulRestart).toBeUndefined();
+  });
+});
