@@ -20,7 +20,7 @@ import {
 } from './wire/messages.js';
 import { parseIpv4 } from './wire/prefix.js';
 import { dial, type TransportSecurity } from './tcp-security.js';
-import type { PendingConnection } from './native/index.js';
+import type { PendingConnection } from '../native/tcp-security.js';
 
 export type SessionState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
 

@@ -89,7 +89,7 @@ export interface PeerOptions {
   readonly connectRetryTime?: number;
   /** Set our address as next hop on routes sent to this (iBGP) peer; always done for eBGP. */
   readonly nextHopSelf?: boolean;
-  /** TCP MD5 key (RFC 2385), 1..80 bytes; needs the native addon (bgp/native). */
+  /** TCP MD5 key (RFC 2385), 1..80 bytes; needs the native addon (native/). */
   readonly password?: string;
   /** GTSM (RFC 5082): the peer is at most this many hops away (1..254); we send TTL 255. */
   readonly ttlSecurity?: number;

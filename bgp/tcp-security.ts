@@ -7,9 +7,7 @@ import type { Logger } from 'pino';
 import { ValidationError } from '../model/errors.js';
 import {
   MAX_MD5_KEY_BYTES,
-  TcpSecurityError,
   fdOf,
-  loadAddon,
   md5Counters,
   savedSynTtl,
   secureConnect,
@@ -19,7 +17,8 @@ import {
   setTtl,
   type Md5Counters,
   type PendingConnection,
-} from './native/index.js';
+} from '../native/tcp-security.js';
+import { NativeCallError, loadAddon } from '../native/addon.js';
 
 export interface TransportSecurity {
   /** TCP MD5 key shared with the peer (1..80 bytes UTF-8). */
@@ -94,8 +93,8 @@ function dialSecured(target: DialTarget, s: TransportSecurity, timeoutMs: number
     ...(s.ttlSecurity !== undefined ? { ttl: 255, minTtl: minTtlFor(s.ttlSecurity) } : {}),
   });
   const socket = pending.socket.catch((err: unknown) => {
-    if (before && err instanceof TcpSecurityError && err.code === 'ETIMEDOUT')
-      throw new TcpSecurityError(err.option, err.code, err.errno, explainMd5Timeout(before, md5Counters()));
+    if (before && err instanceof NativeCallError && err.code === 'ETIMEDOUT')
+      throw new NativeCallError(err.option, err.code, err.errno, explainMd5Timeout(before, md5Counters()));
     throw err;
   });
   return { socket, cancel: pending.cancel };
@@ -185,7 +184,7 @@ export class ListenerSecurity {
         setMd5Key(fd, address, s.password);
       } catch (err) {
         // An IPv4-only listener cannot hold an IPv6 peer's key (nor take its connections).
-        if (err instanceof TcpSecurityError && err.code === 'EAFNOSUPPORT') {
+        if (err instanceof NativeCallError && err.code === 'EAFNOSUPPORT') {
           this.log.warn({ peer: address }, 'listener of the other address family: MD5 key not installed');
           return;
         }
@@ -203,7 +202,7 @@ export class ListenerSecurity {
     try {
       setMd5Key(fdOf(this.server!), address, undefined);
     } catch (err) {
-      if (!(err instanceof TcpSecurityError && (err.code === 'ENOENT' || err.code === 'EAFNOSUPPORT')))
+      if (!(err instanceof NativeCallError && (err.code === 'ENOENT' || err.code === 'EAFNOSUPPORT')))
         throw err;
     }
   }

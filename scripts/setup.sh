@@ -40,13 +40,13 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# tern's native addon (bgp/native: TCP MD5 / GTSM, network namespace switching), built by node-gyp
-# against the installed Node headers (nothing is downloaded), rebuilt only when its sources are newer
-# than the .node file.
-addon=bgp/native/build/Release/tern_tcp.node
-if [ ! -f "$addon" ] || [ -n "$(find bgp/native -maxdepth 1 \( -name '*.cc' -o -name '*.h' -o -name binding.gyp \) -newer "$addon")" ]; then
-  echo "setup: building the native addon (bgp/native)"
-  (cd bgp/native && npx --no-install node-gyp rebuild --nodedir=/usr --loglevel=warn >/dev/null)
+# tern's native addon (native/: TCP MD5 / GTSM, network namespace switching, netlink off the JS
+# thread), built by node-gyp against the installed Node headers (nothing is downloaded), rebuilt only
+# when its sources are newer than the .node file.
+addon=native/build/Release/tern_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 \( -name '*.cc' -o -name '*.h' -o -name binding.gyp \) -newer "$addon")" ]; then
+  echo "setup: building the native addon (native/)"
+  (cd native && npx --no-install node-gyp rebuild --nodedir=/usr --loglevel=warn >/dev/null)
 fi
 
 npm run --silent build

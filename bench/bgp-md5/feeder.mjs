@@ -22,7 +22,7 @@ const B = values.build;
 const { encodePathAttributes } = await import(`${B}/bgp/wire/attributes.js`);
 const { KEEPALIVE, MessageFramer, encodeEndOfRib, encodeNotification, encodeOpen, encodeUpdate } =
   await import(`${B}/bgp/wire/messages.js`);
-const native = values.md5 !== undefined ? await import(`${B}/bgp/native/index.js`) : undefined;
+const native = values.md5 !== undefined ? await import(`${B}/native/tcp-security.js`) : undefined;
 const LOCAL_AS = 65100;
 const count = Number(values.count);
 const sessions = Number(values.sessions);

@@ -105,7 +105,7 @@ async function measure(kind: Receiver, md5: boolean, ns: string, nsFeeder: strin
         String(SESSIONS),
         ...(md5 ? ['--md5', KEY] : []),
       ],
-      { reject: false, buffer: false, env: { TERN_TCP_ADDON: ADDON } },
+      { reject: false, buffer: false, env: { TERN_NATIVE_ADDON: ADDON } },
     );
     feeder.stdout!.on('data', (c: Buffer) => {
       for (const l of c.toString().split('\n').filter(Boolean))

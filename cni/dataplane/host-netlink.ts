@@ -4,7 +4,7 @@
 import { FlagsNew, createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
 import { formatIp, type IpAddr } from '../../model/index.js';
 import { ROUTE_PROTOCOL } from '../../model/routing.js';
-import { netlinkRequest } from '../../bgp/native/index.js';
+import { netlinkRequest } from '../../native/netlink.js';
 import { readText } from './sysfs.js';
 
 export const MAIN_TABLE = 254;

@@ -1,14 +1,14 @@
 // The container side of the veth, over an rtnetlink socket that lives in the pod's netns.
 //
 // A socket belongs to the netns its creating thread was in, for its whole life. The agent's main
-// thread steps into the pod's netns just long enough to create one (bgp/native inNetns, synchronous)
+// thread steps into the pod's netns just long enough to create one (native/netns.ts inNetns, synchronous)
 // and is back before any other JavaScript runs; from then on it is an ordinary socket of this
 // process. So the container side costs a handful of netlink round trips instead of an exec of
 // nsenter + ip per pod (the exec alone was ~5 ms of every ADD, more under load).
 import { closeSync, openSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import { FlagsNew, createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
-import { inNetns } from '../../bgp/native/index.js';
+import { inNetns } from '../../native/netns.js';
 import { formatIp, parseIp, type IpAddr } from '../../model/index.js';
 import { POD_GATEWAY_IPV4 } from '../../model/routing.js';
 import type { VethSpec } from '../ports.js';

@@ -3,7 +3,7 @@
 // overrun as a socket error (docs/routes.md, known issues), so the socket gets NETLINK_NO_ENOBUFS
 // and the overrun is noticed instead by the kernel's drop counter for it in /proc/net/netlink.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { setNetlinkNoEnobufs } from '../../bgp/native/index.js';
+import { setNetlinkNoEnobufs } from '../../native/netlink.js';
 
 const NETLINK_ROUTE = 0;
 

@@ -18,8 +18,8 @@ export const ARROWS = {
   bgp: ['model', 'native'],
   policy: ['model'],
   // Until the CNI service (handler, IPAM adapter, standalone agent) and the veth data path move into
-  // the agent, cni/ reaches IPAM, the datastore and the native addon under bgp/.
-  cni: ['model', 'datastore', 'ipam', 'bgp'],
+  // the agent, cni/ reaches IPAM, the datastore and the native addon.
+  cni: ['model', 'datastore', 'ipam', 'native'],
   felix: ['model', 'native', 'datastore', 'ipam', 'bgp', 'policy', 'cni'],
   // ternctl: the speaker's control client and status types, IPAM's binding type, the lab.
   cli: ['model', 'bgp', 'ipam', 'deploy'],

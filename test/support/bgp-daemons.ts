@@ -6,7 +6,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NetnsSet, stopProcess, waitFor } from './netns.js';
-import { REPO, buildPrivately } from './private-build.js';
+import { REPO, buildPrivately, privateBuildDir } from './private-build.js';
 import { getPeers, getRib, originateRoute, withdrawRoute } from '../../bgp/control-client.js';
 import type { PeerStatus, RibEntry } from '../../bgp/speaker.js';
 
@@ -41,7 +41,7 @@ export interface DaemonHandle {
 }
 
 /** tern-bgp compiled for tests, private to them (dist/ is rebuilt by others at any moment). */
-export const BGP_BUILD = path.join(tmpdir(), 'tern-bgp-test-build');
+export const BGP_BUILD = privateBuildDir('tern-bgp-test-build');
 const BGP_MAIN = path.join(BGP_BUILD, 'bgp/main.js');
 
 /** Compiles tern-bgp into a private directory when its sources changed. Returns the main script. */
@@ -49,7 +49,7 @@ export async function buildTernBgp(): Promise<string> {
   await buildPrivately({
     dir: BGP_BUILD,
     tsconfig: 'test/support/tsconfig.bgp-build.json',
-    sources: ['bgp', 'model'],
+    sources: ['bgp', 'model', 'native'],
     outputs: [BGP_MAIN],
   });
   return BGP_MAIN;
@@ -346,7 +346,7 @@ export class BgpLab {
     await writeFile(conf, JSON.stringify({ logLevel: 'debug', ...config, controlSocket: sock }));
     const logFile = path.join(d, 'tern-bgp.log');
     const child = execa('ip', ['netns', 'exec', ns, process.execPath, main, '--config', conf], {
-      env: { TERN_TCP_ADDON: path.join(REPO, 'bgp/native/build/Release/tern_tcp.node') },
+      env: { TERN_NATIVE_ADDON: path.join(REPO, 'native/build/Release/tern_native.node') },
       stdout: { file: logFile, append: true },
       stderr: { file: logFile, append: true },
       reject: false,

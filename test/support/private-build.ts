@@ -1,12 +1,21 @@
 // Test builds of our executables in a private directory outside dist/ (which other builds rewrite
 // at any moment): compiled once, under a lock that parallel test files share, and again only when
 // a source is newer than every output.
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { waitFor } from './netns.js';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
+
+/**
+ * A private build directory of this checkout: several worktrees (each its own layout) test on one
+ * machine at once, and one directory shared between them would serve one tree's build to another.
+ */
+export const privateBuildDir = (name: string): string =>
+  path.join(tmpdir(), `${name}-${createHash('sha1').update(REPO).digest('hex').slice(0, 8)}`);
 
 export interface PrivateBuild {
   /** The private output directory (an ESM package with a link to the repo's node_modules). */
@@ -74,11 +83,9 @@ export async function buildPrivately(b: PrivateBuild): Promise<void> {
       cwd: REPO,
       reject: false,
     });
-    // Compiled code that loads tern's native addon looks for it next to itself (bgp/native/index.js).
-    if (await stat(path.join(b.dir, 'bgp/native')).catch(() => undefined)) {
-      await symlink(path.join(REPO, 'bgp/native/build'), path.join(b.dir, 'bgp/native/build')).catch(
-        () => undefined,
-      );
+    // Compiled code that loads tern's native addon looks for it next to itself (native/addon.js).
+    if (await stat(path.join(b.dir, 'native')).catch(() => undefined)) {
+      await symlink(path.join(REPO, 'native/build'), path.join(b.dir, 'native/build')).catch(() => undefined);
     }
     await b.after?.();
     for (const f of b.outputs) {

@@ -4,7 +4,7 @@
 import { execa } from 'execa';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseMd5Counters, type Md5Counters } from '../../../bgp/native/index.js';
+import { parseMd5Counters, type Md5Counters } from '../../../native/tcp-security.js';
 import {
   BGP_BUILD,
   buildTernBgp as buildSharedTernBgp,
@@ -14,14 +14,14 @@ import {
 import { stopProcess } from '../../support/netns.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
-export const ADDON = path.join(ROOT, 'bgp/native/build/Release/tern_tcp.node');
+export const ADDON = path.join(ROOT, 'native/build/Release/tern_native.node');
 /** Where the tests' tern-bgp is built (the bench's feeder loads the codec from there). */
 export const BUILD_DIR = BGP_BUILD;
 
 /** The tests' private build of tern-bgp (shared with the other interop tests), and the addon it needs. */
 export async function buildTernBgp(): Promise<void> {
   await stat(ADDON).catch(() => {
-    throw new Error(`${ADDON} is missing: run scripts/setup.sh (or node-gyp rebuild in bgp/native)`);
+    throw new Error(`${ADDON} is missing: run scripts/setup.sh (or node-gyp rebuild in native/)`);
   });
   await buildSharedTernBgp();
 }

@@ -7,14 +7,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { NetnsSet, stopProcess, waitFor } from '../../support/netns.js';
-import { buildPrivately } from '../../support/private-build.js';
+import { buildPrivately, privateBuildDir } from '../../support/private-build.js';
 
 export const ROOT = new URL('../../../', import.meta.url).pathname;
 /**
  * Tests build their own copy of the executable and the agent, outside dist/ (which other builds
  * rewrite at any time): a private outDir with a package.json (ESM) and a node_modules link.
  */
-export const BUILD_DIR = join(tmpdir(), 'tern-cni-build');
+export const BUILD_DIR = privateBuildDir('tern-cni-build');
 /**
  * The plugin as it is installed: the one-file CommonJS bundle of cni/main.ts
  * (scripts/build-cni-bundle.mjs), named `tern`, exec'd directly through its shebang.
@@ -48,7 +48,7 @@ export async function buildCni(): Promise<void> {
   await buildPrivately({
     dir: BUILD_DIR,
     tsconfig: 'test/integration/cni/tsconfig.cni-build.json',
-    sources: ['cni', 'ipam', 'model', 'datastore'],
+    sources: ['cni', 'ipam', 'model', 'datastore', 'native'],
     outputs: BUILT,
     after: () => bundlePlugin(TERN_BIN),
   });

@@ -37,7 +37,7 @@ const VETHS = 20;
 // again (already gone), then asks the kernel to delete lo (refused).
 const deleteScript = `
 import { HostNetlink, delLinkMessage } from './cni/dataplane/host-netlink.js';
-import { netlinkRequest } from './bgp/native/index.js';
+import { netlinkRequest } from './native/netlink.js';
 const count = Number(process.argv[2]);
 const nl = new HostNetlink();
 const names = Array.from({ length: count }, (_, i) => 'dv' + i);

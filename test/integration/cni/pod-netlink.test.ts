@@ -5,7 +5,7 @@ import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { execa } from 'execa';
 import { createRtNetlink } from 'netlink';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inNetns } from '../../../bgp/native/index.js';
+import { inNetns } from '../../../native/netns.js';
 import {
   ContainerSideError,
   configureContainerEnd,

@@ -47,9 +47,9 @@ async function privateBuild(): Promise<string> {
   await mkdir(join(dir, 'scripts'));
   await copyFile(join(REPO, 'scripts/build-cni-bundle.mjs'), join(dir, 'scripts/build-cni-bundle.mjs'));
   for (const src of ['cni', 'model']) await symlink(join(REPO, src), join(dir, src));
-  // dist/bgp/native/index.js finds the native addon (netns switching for the CNI data path) at
-  // <dir>/bgp/native/build, as it finds the repo's from the repo's dist/.
-  await symlink(join(REPO, 'bgp'), join(dir, 'bgp'));
+  // dist/native/addon.js finds the native addon (netns switching for the CNI data path) at
+  // <dir>/native/build, as it finds the repo's from the repo's dist/.
+  await symlink(join(REPO, 'native'), join(dir, 'native'));
   return dir;
 }
 

@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseDaemonConfig } from '../../../bgp/config.js';
-import { fdOf, secureConnect, setMd5Key } from '../../../bgp/native/index.js';
+import { fdOf, secureConnect, setMd5Key } from '../../../native/tcp-security.js';
 import { clusterSettings, desiredPeers, type BgpNode } from '../../../felix/bgp-peers.js';
 import { parseResource } from '../../../model/index.js';
 

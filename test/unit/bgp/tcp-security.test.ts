@@ -4,12 +4,10 @@ import { openSync, closeSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../model/errors.js';
+import { NativeAddonMissingError, NativeCallError, openAddon } from '../../../native/addon.js';
 import {
-  TcpSecurityAddonMissingError,
-  TcpSecurityError,
   fdOf,
   md5KeyBytes,
-  openAddon,
   parseMd5Counters,
   secureConnect,
   setMd5Key,
@@ -17,7 +15,7 @@ import {
   setMinTtl,
   setSaveSyn,
   setTtl,
-} from '../../../bgp/native/index.js';
+} from '../../../native/tcp-security.js';
 import { checkSecurity, explainMd5Timeout, minTtlFor, securityOf } from '../../../bgp/tcp-security.js';
 import { BgpSpeaker } from '../../../bgp/speaker.js';
 import { waitFor } from '../../support/netns.js';
@@ -78,16 +76,16 @@ describe('loader and kernel errors', () => {
   it('names the missing build and how to make it', () => {
     let err: unknown;
     try {
-      openAddon(['/nonexistent/tern_tcp.node']);
+      openAddon(['/nonexistent/tern_native.node']);
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(TcpSecurityAddonMissingError);
-    expect((err as Error).message).toMatch(/\/nonexistent\/tern_tcp.node/);
+    expect(err).toBeInstanceOf(NativeAddonMissingError);
+    expect((err as Error).message).toMatch(/\/nonexistent\/tern_native.node/);
     expect((err as Error).message).toMatch(/node-gyp rebuild --nodedir=\/usr/);
   });
 
-  it('reports a refused socket option as TcpSecurityError with the option and errno name', async () => {
+  it('reports a refused socket option as NativeCallError with the option and errno name', async () => {
     const { server } = await listen('127.0.0.1');
     let err: unknown;
     try {
@@ -95,7 +93,7 @@ describe('loader and kernel errors', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(TcpSecurityError);
+    expect(err).toBeInstanceOf(NativeCallError);
     expect(err).toMatchObject({ option: 'TCP_MD5SIG', code: 'EAFNOSUPPORT', errno: 97 });
 
     const file = openSync('/dev/null', 'r');

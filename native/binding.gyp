@@ -1,7 +1,7 @@
 {
   "targets": [
     {
-      "target_name": "tern_tcp",
+      "target_name": "tern_native",
       "sources": ["tcp_security.cc", "netns.cc", "netlink_request.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -1,104 +1,14 @@
-// Typed access to tern's native addon (tcp_security.cc, netns.cc): TCP MD5 signatures (RFC 2385),
-// TTL / minimum TTL (GTSM, RFC 5082) on sockets Node's `net` creates or wraps, and running code in
-// another network namespace. The addon is loaded on first use.
-import { closeSync, existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+// TCP MD5 signatures (RFC 2385) and TTL / minimum TTL (GTSM, RFC 5082) on sockets Node's `net`
+// creates or wraps (tcp_security.cc), connecting with them set before the SYN, and the kernel's MD5
+// drop counters for diagnosis.
+import { closeSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { NativeCallError, call, checkFd, loadAddon, typed } from './addon.js';
 
 /** The Linux limit of a TCP MD5 key (TCP_MD5SIG_MAXKEYLEN). */
 export const MAX_MD5_KEY_BYTES = 80;
 
-/** The kernel refused a socket option or call: `option` names it, `code`/`errno` say why. */
-export class TcpSecurityError extends Error {
-  override readonly name = 'TcpSecurityError';
-  constructor(
-    readonly option: string,
-    readonly code: string,
-    readonly errno: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** The .node file is not there (or does not load): the message says how to build it. */
-export class TcpSecurityAddonMissingError extends Error {
-  override readonly name = 'TcpSecurityAddonMissingError';
-}
-
-interface Addon {
-  setMd5Key(fd: number, peer: string, key: Buffer | undefined): void;
-  setTtl(fd: number, ttl: number): void;
-  setMinTtl(fd: number, minTtl: number): void;
-  setNetlinkNoEnobufs(fd: number): void;
-  connect(
-    peer: string,
-    port: number,
-    localAddress: string | undefined,
-    key: Buffer | undefined,
-    ttl: number,
-    minTtl: number,
-    callback: (err: Error | null, fd?: number) => void,
-  ): number;
-  cancelConnect(id: number): boolean;
-  setSaveSyn(fd: number, on: boolean): void;
-  savedSynTtl(fd: number): number;
-  inNetns(targetFd: number, homeFd: number, fn: () => unknown): unknown;
-  netlinkRequest(message: Buffer, callback: (err: Error | null) => void): void;
-}
-
-const ADDON_FILE = 'build/Release/tern_tcp.node';
-const BUILD_HINT =
-  'build it with `npx node-gyp rebuild --nodedir=/usr` in bgp/native (scripts/setup.sh does this), or set TERN_TCP_ADDON to the .node file';
-
-/** Where the .node file may be: an explicit path, next to this module (source tree, image), or dist/ → repo. */
-export function addonCandidates(): string[] {
-  const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
-  const env = process.env.TERN_TCP_ADDON;
-  return [...(env ? [env] : []), here(`./${ADDON_FILE}`), here(`../../../bgp/native/${ADDON_FILE}`)];
-}
-
-let addon: Addon | undefined;
-
-/** Loads the addon once; throws TcpSecurityAddonMissingError naming the paths tried and the build step. */
-export function loadAddon(): Addon {
-  addon ??= openAddon(addonCandidates());
-  return addon;
-}
-
-/** Loads the first existing candidate; throws TcpSecurityAddonMissingError when none loads. */
-export function openAddon(candidates: readonly string[]): Addon {
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new TcpSecurityAddonMissingError(
-      `tern's native addon (TCP MD5 / GTSM, network namespaces) is not built (looked for ${candidates.join(', ')}): ${BUILD_HINT}`,
-    );
-  }
-  try {
-    return createRequire(import.meta.url)(found) as Addon;
-  } catch (err) {
-    throw new TcpSecurityAddonMissingError(
-      `tern's native addon ${found} does not load (${(err as Error).message}): ${BUILD_HINT}`,
-    );
-  }
-}
-
-/** Whether the addon can be loaded (for tests and status output). */
-export function addonAvailable(): boolean {
-  try {
-    loadAddon();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 // ---------------------------------------------------------------- argument checks
-
-function checkFd(fd: number): void {
-  if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`fd ${fd} is not a file descriptor`);
-}
 
 function checkAddress(address: string, field: string): void {
   if (net.isIP(address) === 0)
@@ -119,22 +29,6 @@ export function md5KeyBytes(key: string | Buffer): Buffer {
       `TCP MD5 key is ${bytes.length} bytes, the kernel takes at most ${MAX_MD5_KEY_BYTES}`,
     );
   return bytes;
-}
-
-/** Kernel errors from the addon carry option/code/errno; anything else passes through. */
-function typed(err: unknown): unknown {
-  const e = err as { option?: unknown; code?: unknown; errno?: unknown; message?: string };
-  if (e && typeof e.option === 'string' && typeof e.errno === 'number')
-    return new TcpSecurityError(e.option, String(e.code), e.errno, e.message ?? e.option);
-  return err;
-}
-
-function call<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (err) {
-    throw typed(err);
-  }
 }
 
 // ---------------------------------------------------------------- socket options
@@ -164,16 +58,6 @@ export function setMinTtl(fd: number, minTtl: number): void {
   call(() => a.setMinTtl(fd, minTtl));
 }
 
-/**
- * NETLINK_NO_ENOBUFS on a netlink socket: an overrun of its receive queue is no longer reported as a
- * socket error (the kernel still counts the dropped messages in /proc/net/netlink).
- */
-export function setNetlinkNoEnobufs(fd: number): void {
-  checkFd(fd);
-  const a = loadAddon();
-  call(() => a.setNetlinkNoEnobufs(fd));
-}
-
 /** TCP_SAVE_SYN on a listener: its accepted sockets keep the headers of their SYN (see savedSynTtl). */
 export function setSaveSyn(fd: number, on: boolean): void {
   checkFd(fd);
@@ -189,39 +73,11 @@ export function savedSynTtl(fd: number): number | undefined {
   return ttl < 0 ? undefined : ttl;
 }
 
-// ---------------------------------------------------------------- network namespaces
-
-/**
- * Runs the synchronous `fn` with the calling thread in the network namespace of `targetFd`, and puts
- * it back into `homeFd`'s afterwards, also when `fn` throws (the process aborts if it cannot go
- * back). A socket created inside `fn` stays in the target netns for its whole life.
- */
-export function inNetns<T>(targetFd: number, homeFd: number, fn: () => T): T {
-  checkFd(targetFd);
-  checkFd(homeFd);
-  const a = loadAddon();
-  return call(() => a.inNetns(targetFd, homeFd, fn) as T);
-}
-
-/**
- * Sends one rtnetlink request (a whole message asking for an ACK) from a libuv worker thread, on a
- * socket of its own in this process's netns, and resolves on the kernel's ACK. For requests the
- * kernel takes long over (deleting a veth waits out RCU grace periods inside sendmsg): on the JS
- * thread they would stall everything else the process does. A refusal rejects with an Error whose
- * `code` is the errno name and whose message carries the kernel's extended-ACK text, if any.
- */
-export function netlinkRequest(message: Buffer): Promise<void> {
-  const a = loadAddon();
-  return new Promise((resolve, reject) => {
-    a.netlinkRequest(message, (err) => (err ? reject(err) : resolve()));
-  });
-}
-
 /** The file descriptor under a net.Socket or listening net.Server (Unix only). */
 export function fdOf(owner: net.Socket | net.Server): number {
   const fd = (owner as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0)
-    throw new TcpSecurityError(
+    throw new NativeCallError(
       'fd',
       'EBADF',
       9,
@@ -242,7 +98,7 @@ export interface SecureConnectOptions {
   readonly ttl?: number;
   /** Lowest TTL accepted from the peer (GTSM: 256 - hops). */
   readonly minTtl?: number;
-  /** Milliseconds before the attempt is abandoned (TcpSecurityError option 'connect', code ETIMEDOUT). */
+  /** Milliseconds before the attempt is abandoned (NativeCallError option 'connect', code ETIMEDOUT). */
   readonly timeoutMs: number;
 }
 
@@ -289,7 +145,7 @@ export function secureConnect(o: SecureConnectOptions): PendingConnection {
   );
   const abandon = (option: string, code: string, errno: number, message: string) => {
     a.cancelConnect(id);
-    finish((s) => s.reject(new TcpSecurityError(option, code, errno, message)));
+    finish((s) => s.reject(new NativeCallError(option, code, errno, message)));
   };
   const timer = setTimeout(() => abandon('connect', 'ETIMEDOUT', 110, 'connect: timed out'), o.timeoutMs);
   return { socket, cancel: () => abandon('connect', 'ECANCELED', 125, 'connect: cancelled') };
