@@ -3,12 +3,12 @@
 // follows the socket's back-pressure; End-of-RIB follows the initial table.
 import type { Logger } from 'pino';
 import type { Session, Negotiated } from './session.js';
+import { type PathAttributes } from './wire/attributes.js';
 import {
   encodeMpReachHeader,
   encodeMpUnreachHeader,
   encodePathAttributes,
-  type PathAttributes,
-} from './wire/attributes.js';
+} from './wire/attributes-encode.js';
 import { Afi, HEADER_LENGTH, MAX_MESSAGE_LENGTH, RouteRefreshSubtype } from './wire/constants.js';
 import { type AfiSafi, encodeEndOfRib, encodeRouteRefresh, encodeUpdate } from './wire/messages.js';
 import { familyOf, prefixWireLength, type PrefixKey, writePrefix } from './wire/prefix.js';

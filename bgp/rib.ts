@@ -1,6 +1,7 @@
 // Route storage and the decision process. A Path is (source, interned attributes) and is itself
 // interned per source, so a route costs one map slot in the Adj-RIB-In and one in the Loc-RIB.
-import { asPathLength, encodePathAttributes, type PathAttributes } from './wire/attributes.js';
+import { asPathLength, type PathAttributes } from './wire/attributes.js';
+import { encodePathAttributes } from './wire/attributes-encode.js';
 import { AsPathSegmentType } from './wire/constants.js';
 import { parseIpv4, type PrefixKey } from './wire/prefix.js';
 import { parseIp } from '../model/cidr.js';

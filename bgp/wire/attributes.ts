@@ -1,5 +1,7 @@
-// Path attributes: decoding with every flag and length checked and RFC 7606 error actions,
-// and encoding for 2- and 4-octet AS peers (AS4_PATH / AS4_AGGREGATOR, RFC 6793).
+// Path attributes: the decoded shape and the decoder. Each attribute we know is one entry of
+// ATTRIBUTES (its flags, its RFC 7606 action when malformed, one small decode function); the
+// loop in decodePathAttributes handles what is common to all (header, overrun, duplicates,
+// unknown attributes, flags) and turns a decoder's problem into the entry's action.
 import {
   AS_TRANS,
   Afi,
@@ -11,8 +13,9 @@ import {
   Safi,
   UpdateSubcode,
 } from './constants.js';
-import { BgpError } from './errors.js';
-import { decodePrefixes, formatIpv4, formatIpv6, ipv6Bytes, parseIpv4, type PrefixKey } from './prefix.js';
+import { BgpError, type ErrorAction } from './errors.js';
+import { decodePrefixes, type PrefixKey } from './prefix.js';
+import { Reader } from './reader.js';
 
 export interface AsPathSegment {
   readonly type: 1 | 2 | 3 | 4;
@@ -25,6 +28,11 @@ export interface UnknownAttribute {
   readonly value: Buffer;
 }
 
+export interface Aggregator {
+  readonly asn: number;
+  readonly address: string;
+}
+
 /** Decoded path attributes, without the MP_REACH/MP_UNREACH NLRI (those are carried apart). */
 export interface PathAttributes {
   readonly origin: Origin;
@@ -35,7 +43,7 @@ export interface PathAttributes {
   readonly med?: number;
   readonly localPref?: number;
   readonly atomicAggregate?: boolean;
-  readonly aggregator?: { readonly asn: number; readonly address: string };
+  readonly aggregator?: Aggregator;
   readonly communities?: readonly number[];
   readonly largeCommunities?: readonly (readonly [number, number, number])[];
   readonly originatorId?: string;
@@ -74,91 +82,286 @@ export interface DecodedAttributes {
   count: number;
 }
 
-const WELL_KNOWN = AttrFlag.TRANSITIVE;
-const OPT_TRANSITIVE = AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE;
-const OPT_NON_TRANSITIVE = AttrFlag.OPTIONAL;
-
-/** Expected Optional/Transitive bits of each attribute we know. */
-const EXPECTED_FLAGS: Record<number, number> = {
-  [AttrType.ORIGIN]: WELL_KNOWN,
-  [AttrType.AS_PATH]: WELL_KNOWN,
-  [AttrType.NEXT_HOP]: WELL_KNOWN,
-  [AttrType.MED]: OPT_NON_TRANSITIVE,
-  [AttrType.LOCAL_PREF]: WELL_KNOWN,
-  [AttrType.ATOMIC_AGGREGATE]: WELL_KNOWN,
-  [AttrType.AGGREGATOR]: OPT_TRANSITIVE,
-  [AttrType.COMMUNITIES]: OPT_TRANSITIVE,
-  [AttrType.ORIGINATOR_ID]: OPT_NON_TRANSITIVE,
-  [AttrType.CLUSTER_LIST]: OPT_NON_TRANSITIVE,
-  [AttrType.MP_REACH_NLRI]: OPT_NON_TRANSITIVE,
-  [AttrType.MP_UNREACH_NLRI]: OPT_NON_TRANSITIVE,
-  [AttrType.AS4_PATH]: OPT_TRANSITIVE,
-  [AttrType.AS4_AGGREGATOR]: OPT_TRANSITIVE,
-  [AttrType.LARGE_COMMUNITY]: OPT_TRANSITIVE,
-};
-
-/** RFC 7606 §7: what a malformed instance of each attribute leads to. */
-const MALFORMED_ACTION: Record<number, 'treat-as-withdraw' | 'attribute-discard' | 'session-reset'> = {
-  [AttrType.ORIGIN]: 'treat-as-withdraw',
-  [AttrType.AS_PATH]: 'treat-as-withdraw',
-  [AttrType.NEXT_HOP]: 'treat-as-withdraw',
-  [AttrType.MED]: 'treat-as-withdraw',
-  [AttrType.LOCAL_PREF]: 'treat-as-withdraw',
-  [AttrType.ATOMIC_AGGREGATE]: 'attribute-discard',
-  [AttrType.AGGREGATOR]: 'attribute-discard',
-  [AttrType.COMMUNITIES]: 'treat-as-withdraw',
-  [AttrType.ORIGINATOR_ID]: 'treat-as-withdraw',
-  [AttrType.CLUSTER_LIST]: 'treat-as-withdraw',
-  [AttrType.MP_REACH_NLRI]: 'session-reset',
-  [AttrType.MP_UNREACH_NLRI]: 'session-reset',
-  [AttrType.AS4_PATH]: 'attribute-discard',
-  [AttrType.AS4_AGGREGATOR]: 'attribute-discard',
-  [AttrType.LARGE_COMMUNITY]: 'treat-as-withdraw',
-};
-
-const updateError = (
-  sub: number,
-  message: string,
-  data: Buffer,
-  action: BgpError['action'] = 'session-reset',
-) => new BgpError(ErrorCode.UPDATE_MESSAGE, sub, message, Buffer.from(data), action);
+export const WELL_KNOWN = AttrFlag.TRANSITIVE;
+export const OPT_TRANSITIVE = AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE;
+export const OPT_NON_TRANSITIVE = AttrFlag.OPTIONAL;
 
 type Mutable = { -readonly [K in keyof PathAttributes]?: PathAttributes[K] };
 
-function readIpv4(buf: Buffer, off: number): string {
-  return formatIpv4(buf.readUInt32BE(off));
+/** What one UPDATE's attribute decoders build up. */
+interface DecodeState {
+  readonly a: Mutable;
+  readonly asSize: 2 | 4;
+  as4Path?: AsPathSegment[];
+  as4Aggregator?: Aggregator;
+  mpReach?: MpReach;
+  mpUnreach?: MpUnreach;
 }
 
-/**
- * Decodes AS_PATH / AS4_PATH segments; returns undefined when malformed, 'as0' when a segment
- * holds AS 0 (RFC 7607: malformed too, told apart only for the error text).
- */
-function decodeAsPath(
-  buf: Buffer,
-  start: number,
-  end: number,
-  asSize: 2 | 4,
-): AsPathSegment[] | 'as0' | undefined {
-  let hasAs0 = false;
+/** A decoder's finding: the UPDATE error subcode and what is wrong. */
+type Problem = readonly [subcode: number, message: string];
+
+interface AttributeSpec {
+  readonly name: string;
+  /** Expected Optional and Transitive bits. */
+  readonly flags: number;
+  /** RFC 7606 §7: what a malformed instance leads to. */
+  readonly malformed: ErrorAction;
+  /** Reads the value (the reader spans exactly it); returns a problem, or nothing when it is fine. */
+  readonly decode: (r: Reader, st: DecodeState) => Problem | undefined;
+}
+
+const lengthIs = (r: Reader, n: number, name: string): Problem | undefined =>
+  r.remaining === n ? undefined : [UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, `${name} length is not ${n}`];
+
+/** AS_PATH / AS4_PATH segments; undefined when malformed, 'as0' when a segment holds AS 0 (RFC 7607). */
+function readAsPath(r: Reader, asSize: 2 | 4): AsPathSegment[] | 'as0' | undefined {
   const segments: AsPathSegment[] = [];
-  let off = start;
-  while (off < end) {
-    if (end - off < 2) return undefined;
-    const type = buf[off]!;
-    const count = buf[off + 1]!;
-    off += 2;
-    if (type < 1 || type > 4 || count === 0 || off + count * asSize > end) return undefined;
+  let hasAs0 = false;
+  while (r.remaining > 0) {
+    if (r.remaining < 2) return undefined;
+    const type = r.u8();
+    const count = r.u8();
+    if (type < 1 || type > 4 || count === 0 || count * asSize > r.remaining) return undefined;
     const asns = new Array<number>(count);
     for (let i = 0; i < count; i++) {
-      const asn = asSize === 4 ? buf.readUInt32BE(off) : buf.readUInt16BE(off);
+      const asn = r.asn(asSize);
       if (asn === 0) hasAs0 = true;
       asns[i] = asn;
-      off += asSize;
     }
     segments.push({ type: type as AsPathSegment['type'], asns });
   }
   return hasAs0 ? 'as0' : segments;
 }
+
+function readAggregator(r: Reader, asSize: 2 | 4, name: string, subcode: number): Aggregator | Problem {
+  if (r.remaining !== asSize + 4) return [subcode, `${name} length is not ${asSize + 4}`];
+  const asn = r.asn(asSize);
+  if (asn === 0) return [UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, `${name} holds AS 0 (RFC 7607)`];
+  return { asn, address: r.ipv4() };
+}
+
+function readMpReach(r: Reader, st: DecodeState): Problem | undefined {
+  const bad = (what: string): Problem => [UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, what];
+  if (r.remaining < 5) return bad('MP_REACH_NLRI too short');
+  const afi = r.u16();
+  const safi = r.u8();
+  const nhLen = r.u8();
+  if (nhLen + 1 > r.remaining) return bad('MP_REACH_NLRI next hop overruns the attribute');
+  if (safi !== Safi.UNICAST || (afi !== Afi.IPV4 && afi !== Afi.IPV6)) return undefined; // not negotiated; ignored
+  let nextHop: string;
+  let linkLocalNextHop: string | undefined;
+  if (afi === Afi.IPV6) {
+    if (nhLen !== 16 && nhLen !== 32) return bad(`MP_REACH_NLRI IPv6 next hop length ${nhLen}`);
+    nextHop = r.ipv6();
+    if (nhLen === 32) linkLocalNextHop = r.ipv6();
+  } else {
+    if (nhLen !== 4) return bad(`MP_REACH_NLRI IPv4 next hop length ${nhLen}`);
+    nextHop = r.ipv4();
+  }
+  r.u8(); // reserved
+  const nlri: PrefixKey[] = [];
+  decodePrefixes(r.buf, r.off, r.end, afi === Afi.IPV6 ? 6 : 4, nlri);
+  st.mpReach = linkLocalNextHop
+    ? { afi, safi, nextHop, linkLocalNextHop, nlri }
+    : { afi, safi, nextHop, nlri };
+  return undefined;
+}
+
+function readMpUnreach(r: Reader, st: DecodeState): Problem | undefined {
+  if (r.remaining < 3) return [UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'MP_UNREACH_NLRI too short'];
+  const afi = r.u16();
+  const safi = r.u8();
+  if (safi !== Safi.UNICAST || (afi !== Afi.IPV4 && afi !== Afi.IPV6)) return undefined;
+  const withdrawn: PrefixKey[] = [];
+  decodePrefixes(r.buf, r.off, r.end, afi === Afi.IPV6 ? 6 : 4, withdrawn);
+  st.mpUnreach = { afi, safi, withdrawn };
+  return undefined;
+}
+
+/** A list of `size`-byte items, at least one. */
+function readList<T>(
+  r: Reader,
+  size: number,
+  name: string,
+  subcode: number,
+  item: (r: Reader) => T,
+): T[] | Problem {
+  if (r.remaining === 0 || r.remaining % size !== 0)
+    return [subcode, `${name} length is not a multiple of ${size}`];
+  const out = new Array<T>(r.remaining / size);
+  for (let i = 0; i < out.length; i++) out[i] = item(r);
+  return out;
+}
+
+const isProblem = (v: unknown): v is Problem =>
+  Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string';
+
+const ATTRIBUTES: Readonly<Record<number, AttributeSpec>> = {
+  [AttrType.ORIGIN]: {
+    name: 'ORIGIN',
+    flags: WELL_KNOWN,
+    malformed: 'treat-as-withdraw',
+    decode(r, { a }) {
+      const p = lengthIs(r, 1, 'ORIGIN');
+      if (p) return p;
+      const v = r.u8();
+      if (v > 2) return [UpdateSubcode.INVALID_ORIGIN_ATTRIBUTE, `ORIGIN ${v} is invalid`];
+      a.origin = v as Origin;
+      return undefined;
+    },
+  },
+  [AttrType.AS_PATH]: {
+    name: 'AS_PATH',
+    flags: WELL_KNOWN,
+    malformed: 'treat-as-withdraw',
+    decode(r, st) {
+      const p = readAsPath(r, st.asSize);
+      if (!p) return [UpdateSubcode.MALFORMED_AS_PATH, 'malformed AS_PATH'];
+      if (p === 'as0') return [UpdateSubcode.MALFORMED_AS_PATH, 'AS_PATH holds AS 0 (RFC 7607)'];
+      st.a.asPath = p;
+      return undefined;
+    },
+  },
+  [AttrType.NEXT_HOP]: {
+    name: 'NEXT_HOP',
+    flags: WELL_KNOWN,
+    malformed: 'treat-as-withdraw',
+    decode(r, { a }) {
+      const p = lengthIs(r, 4, 'NEXT_HOP');
+      if (!p) a.nextHop = r.ipv4();
+      return p;
+    },
+  },
+  [AttrType.MED]: {
+    name: 'MULTI_EXIT_DISC',
+    flags: OPT_NON_TRANSITIVE,
+    malformed: 'treat-as-withdraw',
+    decode(r, { a }) {
+      const p = lengthIs(r, 4, 'MULTI_EXIT_DISC');
+      if (!p) a.med = r.u32();
+      return p;
+    },
+  },
+  [AttrType.LOCAL_PREF]: {
+    name: 'LOCAL_PREF',
+    flags: WELL_KNOWN,
+    malformed: 'treat-as-withdraw',
+    decode(r, { a }) {
+      const p = lengthIs(r, 4, 'LOCAL_PREF');
+      if (!p) a.localPref = r.u32();
+      return p;
+    },
+  },
+  [AttrType.ATOMIC_AGGREGATE]: {
+    name: 'ATOMIC_AGGREGATE',
+    flags: WELL_KNOWN,
+    malformed: 'attribute-discard',
+    decode(r, { a }) {
+      const p = lengthIs(r, 0, 'ATOMIC_AGGREGATE');
+      if (!p) a.atomicAggregate = true;
+      return p;
+    },
+  },
+  [AttrType.AGGREGATOR]: {
+    name: 'AGGREGATOR',
+    flags: OPT_TRANSITIVE,
+    malformed: 'attribute-discard',
+    decode(r, st) {
+      const v = readAggregator(r, st.asSize, 'AGGREGATOR', UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+      if (isProblem(v)) return v;
+      st.a.aggregator = v;
+      return undefined;
+    },
+  },
+  [AttrType.COMMUNITIES]: {
+    name: 'COMMUNITIES',
+    flags: OPT_TRANSITIVE,
+    malformed: 'treat-as-withdraw',
+    decode(r, { a }) {
+      const v = readList(r, 4, 'COMMUNITIES', UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, (r) => r.u32());
+      if (isProblem(v)) return v;
+      a.communities = v;
+      return undefined;
+    },
+  },
+  [AttrType.ORIGINATOR_ID]: {
+    name: 'ORIGINATOR_ID',
+    flags: OPT_NON_TRANSITIVE,
+    malformed: 'treat-as-withdraw',
+    decode(r, { a }) {
+      const p = lengthIs(r, 4, 'ORIGINATOR_ID');
+      if (!p) a.originatorId = r.ipv4();
+      return p;
+    },
+  },
+  [AttrType.CLUSTER_LIST]: {
+    name: 'CLUSTER_LIST',
+    flags: OPT_NON_TRANSITIVE,
+    malformed: 'treat-as-withdraw',
+    decode(r, { a }) {
+      const v = readList(r, 4, 'CLUSTER_LIST', UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, (r) => r.ipv4());
+      if (isProblem(v)) return v;
+      a.clusterList = v;
+      return undefined;
+    },
+  },
+  [AttrType.MP_REACH_NLRI]: {
+    name: 'MP_REACH_NLRI',
+    flags: OPT_NON_TRANSITIVE,
+    malformed: 'session-reset',
+    decode: readMpReach,
+  },
+  [AttrType.MP_UNREACH_NLRI]: {
+    name: 'MP_UNREACH_NLRI',
+    flags: OPT_NON_TRANSITIVE,
+    malformed: 'session-reset',
+    decode: readMpUnreach,
+  },
+  [AttrType.AS4_PATH]: {
+    name: 'AS4_PATH',
+    flags: OPT_TRANSITIVE,
+    malformed: 'attribute-discard',
+    decode(r, st) {
+      const p = readAsPath(r, 4);
+      if (!p) return [UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'malformed AS4_PATH'];
+      if (p === 'as0') return [UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AS4_PATH holds AS 0 (RFC 7607)'];
+      st.as4Path = p;
+      return undefined;
+    },
+  },
+  [AttrType.AS4_AGGREGATOR]: {
+    name: 'AS4_AGGREGATOR',
+    flags: OPT_TRANSITIVE,
+    malformed: 'attribute-discard',
+    decode(r, st) {
+      const v = readAggregator(r, 4, 'AS4_AGGREGATOR', UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR);
+      if (isProblem(v)) return v;
+      st.as4Aggregator = v;
+      return undefined;
+    },
+  },
+  [AttrType.LARGE_COMMUNITY]: {
+    name: 'LARGE_COMMUNITY',
+    flags: OPT_TRANSITIVE,
+    malformed: 'treat-as-withdraw',
+    decode(r, { a }) {
+      const v = readList(
+        r,
+        12,
+        'LARGE_COMMUNITY',
+        UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+        (r): [number, number, number] => [r.u32(), r.u32(), r.u32()],
+      );
+      if (isProblem(v)) return v;
+      a.largeCommunities = v;
+      return undefined;
+    },
+  },
+};
+
+const updateError = (sub: number, message: string, data: Buffer, action: ErrorAction = 'session-reset') =>
+  new BgpError(ErrorCode.UPDATE_MESSAGE, sub, message, Buffer.from(data), action);
 
 /** Path length for the decision process and AS4 reconciliation: an AS_SET counts 1, confederation segments 0. */
 export function asPathLength(path: readonly AsPathSegment[]): number {
@@ -217,6 +420,25 @@ function mergeAs4Path(
   return [...out, ...as4Path];
 }
 
+/** RFC 6793 §4.2.3: a NEW speaker rebuilds the path of an OLD peer from AS4_PATH / AS4_AGGREGATOR. */
+function reconcileAs4(st: DecodeState): void {
+  const { a } = st;
+  let useAs4Path = st.as4Path !== undefined;
+  if (st.as4Aggregator && a.aggregator) {
+    if (a.aggregator.asn !== AS_TRANS) useAs4Path = false;
+    else a.aggregator = st.as4Aggregator;
+  }
+  if (useAs4Path && st.as4Path && a.asPath) a.asPath = mergeAs4Path(a.asPath, st.as4Path);
+}
+
+/** The well-known attribute an UPDATE announcing routes lacks, or 0. */
+function missingWellKnown(a: Mutable, hasIpv4Nlri: boolean): number {
+  if (a.origin === undefined) return AttrType.ORIGIN;
+  if (a.asPath === undefined) return AttrType.AS_PATH;
+  if (hasIpv4Nlri && a.nextHop === undefined) return AttrType.NEXT_HOP;
+  return 0;
+}
+
 /**
  * Decodes the path attribute field [start, end) of an UPDATE. Throws a BgpError only for the
  * errors RFC 7606 still answers with a session reset; the rest are reported in `errors`.
@@ -229,9 +451,13 @@ export function decodePathAttributes(
   hasIpv4Nlri: boolean,
 ): DecodedAttributes {
   const out: DecodedAttributes = { attributes: undefined, errors: [], treatAsWithdraw: false, count: 0 };
+  const soft = (err: BgpError) => {
+    out.errors.push(err);
+    if (err.action === 'treat-as-withdraw') out.treatAsWithdraw = true;
+  };
   if (start === end) {
-    if (hasIpv4Nlri) {
-      out.errors.push(
+    if (hasIpv4Nlri)
+      soft(
         updateError(
           UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
           'missing ORIGIN',
@@ -239,38 +465,18 @@ export function decodePathAttributes(
           'treat-as-withdraw',
         ),
       );
-      out.treatAsWithdraw = true;
-    }
     return out;
   }
-  const a: Mutable = {};
+  const st: DecodeState = { a: {}, asSize: ctx.fourOctetAs ? 4 : 2 };
   const seen = new Set<number>();
-  let as4Path: AsPathSegment[] | undefined;
-  let as4Aggregator: { asn: number; address: string } | undefined;
-  const asSize = ctx.fourOctetAs ? 4 : 2;
+  const r = new Reader(buf, start, end);
   let off = start;
-  const soft = (err: BgpError) => {
-    out.errors.push(err);
-    if (err.action === 'treat-as-withdraw') out.treatAsWithdraw = true;
-  };
-
   while (off < end) {
     const attrStart = off;
-    if (end - off < 3) {
-      soft(
-        updateError(
-          UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-          'truncated attribute header',
-          Buffer.alloc(0),
-          'treat-as-withdraw',
-        ),
-      );
-      break;
-    }
     const flags = buf[off]!;
     const type = buf[off + 1]!;
     const extended = (flags & AttrFlag.EXTENDED_LENGTH) !== 0;
-    if (extended && end - off < 4) {
+    if (end - off < (extended ? 4 : 3)) {
       soft(
         updateError(
           UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
@@ -286,32 +492,29 @@ export function decodePathAttributes(
     const ve = vs + len;
     if (ve > end) {
       // RFC 7606 §4: the NLRI field is still locatable from the total length, so withdraw.
-      const action =
-        type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI
-          ? 'session-reset'
-          : 'treat-as-withdraw';
+      const mp = type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI;
       const err = updateError(
         UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
         `attribute ${type} overruns the attribute field`,
         buf.subarray(attrStart, end),
-        action,
+        mp ? 'session-reset' : 'treat-as-withdraw',
       );
-      if (action === 'session-reset') throw err;
+      if (mp) throw err;
       soft(err);
       break;
     }
     off = ve;
     out.count++;
     const data = buf.subarray(attrStart, ve);
+    const spec = ATTRIBUTES[type];
 
     if (seen.has(type)) {
-      if (type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI) {
+      if (spec?.malformed === 'session-reset')
         throw updateError(
           UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
           `duplicate attribute ${type}`,
           Buffer.alloc(0),
         );
-      }
       soft(
         updateError(
           UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
@@ -324,341 +527,51 @@ export function decodePathAttributes(
     }
     seen.add(type);
 
-    const expected = EXPECTED_FLAGS[type];
-    if (expected === undefined) {
-      if ((flags & AttrFlag.OPTIONAL) === 0) {
+    if (!spec) {
+      if ((flags & AttrFlag.OPTIONAL) === 0)
         throw updateError(
           UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
           `unrecognized well-known attribute ${type}`,
           data,
         );
-      }
       if (flags & AttrFlag.TRANSITIVE) {
         const kept: UnknownAttribute = {
           flags: (flags | AttrFlag.PARTIAL) & ~AttrFlag.EXTENDED_LENGTH,
           type,
-          value: Buffer.from(buf.subarray(vs, ve)),
+          value: r.at(vs, ve).copy(len),
         };
-        a.unknown = [...(a.unknown ?? []), kept];
+        st.a.unknown = [...(st.a.unknown ?? []), kept];
       }
       continue;
     }
-    const malformed = (sub: number, what: string) => {
-      const err = updateError(sub, what, data, MALFORMED_ACTION[type]);
+    const problem: Problem | undefined =
+      (flags & (AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE)) !== spec.flags
+        ? [UpdateSubcode.ATTRIBUTE_FLAGS_ERROR, `attribute ${type} has flags 0x${flags.toString(16)}`]
+        : spec.decode(r.at(vs, ve), st);
+    if (problem) {
+      const err = updateError(problem[0], problem[1], data, spec.malformed);
       if (err.action === 'session-reset') throw err;
       soft(err);
-    };
-    if ((flags & (AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE)) !== expected) {
-      malformed(UpdateSubcode.ATTRIBUTE_FLAGS_ERROR, `attribute ${type} has flags 0x${flags.toString(16)}`);
-      continue;
-    }
-
-    switch (type) {
-      case AttrType.ORIGIN:
-        if (len !== 1) malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, 'ORIGIN length is not 1');
-        else if (buf[vs]! > 2)
-          malformed(UpdateSubcode.INVALID_ORIGIN_ATTRIBUTE, `ORIGIN ${buf[vs]} is invalid`);
-        else a.origin = buf[vs] as Origin;
-        break;
-      case AttrType.AS_PATH: {
-        const p = decodeAsPath(buf, vs, ve, asSize);
-        if (!p) malformed(UpdateSubcode.MALFORMED_AS_PATH, 'malformed AS_PATH');
-        else if (p === 'as0') malformed(UpdateSubcode.MALFORMED_AS_PATH, 'AS_PATH holds AS 0 (RFC 7607)');
-        else a.asPath = p;
-        break;
-      }
-      case AttrType.AS4_PATH: {
-        const p = decodeAsPath(buf, vs, ve, 4);
-        if (!p) malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'malformed AS4_PATH');
-        else if (p === 'as0')
-          malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AS4_PATH holds AS 0 (RFC 7607)');
-        else as4Path = p;
-        break;
-      }
-      case AttrType.NEXT_HOP:
-        if (len !== 4) malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, 'NEXT_HOP length is not 4');
-        else a.nextHop = readIpv4(buf, vs);
-        break;
-      case AttrType.MED:
-        if (len !== 4) malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, 'MULTI_EXIT_DISC length is not 4');
-        else a.med = buf.readUInt32BE(vs);
-        break;
-      case AttrType.LOCAL_PREF:
-        if (len !== 4) malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, 'LOCAL_PREF length is not 4');
-        else a.localPref = buf.readUInt32BE(vs);
-        break;
-      case AttrType.ATOMIC_AGGREGATE:
-        if (len !== 0) malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, 'ATOMIC_AGGREGATE length is not 0');
-        else a.atomicAggregate = true;
-        break;
-      case AttrType.AGGREGATOR:
-        if (len !== asSize + 4)
-          malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, `AGGREGATOR length is not ${asSize + 4}`);
-        else if ((asSize === 4 ? buf.readUInt32BE(vs) : buf.readUInt16BE(vs)) === 0)
-          malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AGGREGATOR holds AS 0 (RFC 7607)');
-        else
-          a.aggregator = {
-            asn: asSize === 4 ? buf.readUInt32BE(vs) : buf.readUInt16BE(vs),
-            address: readIpv4(buf, vs + asSize),
-          };
-        break;
-      case AttrType.AS4_AGGREGATOR:
-        if (len !== 8) malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AS4_AGGREGATOR length is not 8');
-        else if (buf.readUInt32BE(vs) === 0)
-          malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'AS4_AGGREGATOR holds AS 0 (RFC 7607)');
-        else as4Aggregator = { asn: buf.readUInt32BE(vs), address: readIpv4(buf, vs + 4) };
-        break;
-      case AttrType.COMMUNITIES:
-        if (len % 4 !== 0 || len === 0)
-          malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'COMMUNITIES length is not a multiple of 4');
-        else {
-          const c = new Array<number>(len / 4);
-          for (let i = 0; i < c.length; i++) c[i] = buf.readUInt32BE(vs + 4 * i);
-          a.communities = c;
-        }
-        break;
-      case AttrType.LARGE_COMMUNITY:
-        if (len % 12 !== 0 || len === 0)
-          malformed(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'LARGE_COMMUNITY length is not a multiple of 12');
-        else {
-          const c: [number, number, number][] = [];
-          for (let p = vs; p < ve; p += 12)
-            c.push([buf.readUInt32BE(p), buf.readUInt32BE(p + 4), buf.readUInt32BE(p + 8)]);
-          a.largeCommunities = c;
-        }
-        break;
-      case AttrType.ORIGINATOR_ID:
-        if (len !== 4) malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, 'ORIGINATOR_ID length is not 4');
-        else a.originatorId = readIpv4(buf, vs);
-        break;
-      case AttrType.CLUSTER_LIST:
-        if (len % 4 !== 0 || len === 0)
-          malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, 'CLUSTER_LIST length is not a multiple of 4');
-        else {
-          const c: string[] = [];
-          for (let p = vs; p < ve; p += 4) c.push(readIpv4(buf, p));
-          a.clusterList = c;
-        }
-        break;
-      case AttrType.MP_REACH_NLRI:
-        out.mpReach = decodeMpReach(buf, vs, ve, data);
-        break;
-      case AttrType.MP_UNREACH_NLRI:
-        out.mpUnreach = decodeMpUnreach(buf, vs, ve, data);
-        break;
     }
   }
 
-  if (ctx.fourOctetAs) {
-    // RFC 6793 §4.2.2: a NEW speaker ignores AS4_PATH / AS4_AGGREGATOR from a NEW speaker.
-  } else {
-    let useAs4Path = as4Path !== undefined;
-    if (as4Aggregator && a.aggregator) {
-      if (a.aggregator.asn !== AS_TRANS) useAs4Path = false;
-      else a.aggregator = as4Aggregator;
-    }
-    if (useAs4Path && as4Path && a.asPath) a.asPath = mergeAs4Path(a.asPath, as4Path);
-  }
+  // RFC 6793 §4.2.2: a NEW speaker ignores AS4_PATH / AS4_AGGREGATOR from a NEW speaker.
+  if (!ctx.fourOctetAs) reconcileAs4(st);
+  if (st.mpReach) out.mpReach = st.mpReach;
+  if (st.mpUnreach) out.mpUnreach = st.mpUnreach;
 
-  const hasReach = hasIpv4Nlri || (out.mpReach !== undefined && out.mpReach.nlri.length > 0);
-  if (hasReach && !out.treatAsWithdraw) {
-    const missing =
-      a.origin === undefined
-        ? AttrType.ORIGIN
-        : a.asPath === undefined
-          ? AttrType.AS_PATH
-          : hasIpv4Nlri && a.nextHop === undefined
-            ? AttrType.NEXT_HOP
-            : 0;
-    if (missing) {
-      soft(
-        updateError(
-          UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
-          `missing well-known attribute ${missing}`,
-          Buffer.from([missing]),
-          'treat-as-withdraw',
-        ),
-      );
-    }
+  const hasReach = hasIpv4Nlri || (st.mpReach !== undefined && st.mpReach.nlri.length > 0);
+  const missing = hasReach && !out.treatAsWithdraw ? missingWellKnown(st.a, hasIpv4Nlri) : 0;
+  if (missing) {
+    soft(
+      updateError(
+        UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
+        `missing well-known attribute ${missing}`,
+        Buffer.from([missing]),
+        'treat-as-withdraw',
+      ),
+    );
   }
-  out.attributes = { ...a, origin: a.origin ?? 2, asPath: a.asPath ?? [] } as PathAttributes;
+  out.attributes = { ...st.a, origin: st.a.origin ?? 2, asPath: st.a.asPath ?? [] } as PathAttributes;
   return out;
-}
-
-function decodeMpReach(buf: Buffer, vs: number, ve: number, data: Buffer): MpReach | undefined {
-  const bad = (what: string) => updateError(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, what, data);
-  if (ve - vs < 5) throw bad('MP_REACH_NLRI too short');
-  const afi = buf.readUInt16BE(vs);
-  const safi = buf[vs + 2]!;
-  const nhLen = buf[vs + 3]!;
-  const nhStart = vs + 4;
-  if (nhStart + nhLen + 1 > ve) throw bad('MP_REACH_NLRI next hop overruns the attribute');
-  if (safi !== Safi.UNICAST || (afi !== Afi.IPV4 && afi !== Afi.IPV6)) return undefined; // not negotiated; ignored
-  let nextHop: string;
-  let linkLocalNextHop: string | undefined;
-  if (afi === Afi.IPV6) {
-    if (nhLen !== 16 && nhLen !== 32) throw bad(`MP_REACH_NLRI IPv6 next hop length ${nhLen}`);
-    nextHop = formatIpv6(buf, nhStart);
-    if (nhLen === 32) linkLocalNextHop = formatIpv6(buf, nhStart + 16);
-  } else {
-    if (nhLen !== 4) throw bad(`MP_REACH_NLRI IPv4 next hop length ${nhLen}`);
-    nextHop = readIpv4(buf, nhStart);
-  }
-  const nlri: PrefixKey[] = [];
-  decodePrefixes(buf, nhStart + nhLen + 1, ve, afi === Afi.IPV6 ? 6 : 4, nlri);
-  return linkLocalNextHop ? { afi, safi, nextHop, linkLocalNextHop, nlri } : { afi, safi, nextHop, nlri };
-}
-
-function decodeMpUnreach(buf: Buffer, vs: number, ve: number, data: Buffer): MpUnreach | undefined {
-  if (ve - vs < 3)
-    throw updateError(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, 'MP_UNREACH_NLRI too short', data);
-  const afi = buf.readUInt16BE(vs);
-  const safi = buf[vs + 2]!;
-  if (safi !== Safi.UNICAST || (afi !== Afi.IPV4 && afi !== Afi.IPV6)) return undefined;
-  const withdrawn: PrefixKey[] = [];
-  decodePrefixes(buf, vs + 3, ve, afi === Afi.IPV6 ? 6 : 4, withdrawn);
-  return { afi, safi, withdrawn };
-}
-
-// ---------------------------------------------------------------- encoding
-
-export interface EncodeContext {
-  readonly fourOctetAs: boolean;
-}
-
-function attr(flags: number, type: number, value: Buffer): Buffer {
-  if (value.length > 255) {
-    const h = Buffer.allocUnsafe(4);
-    h[0] = flags | AttrFlag.EXTENDED_LENGTH;
-    h[1] = type;
-    h.writeUInt16BE(value.length, 2);
-    return Buffer.concat([h, value]);
-  }
-  const h = Buffer.allocUnsafe(3 + value.length);
-  h[0] = flags & ~AttrFlag.EXTENDED_LENGTH;
-  h[1] = type;
-  h[2] = value.length;
-  value.copy(h, 3);
-  return h;
-}
-
-const u32 = (n: number): Buffer => {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-const ipv4 = (s: string): Buffer => u32(parseIpv4(s));
-
-function encodeAsPath(path: readonly AsPathSegment[], asSize: 2 | 4): Buffer {
-  const parts: Buffer[] = [];
-  for (const s of path) {
-    for (let i = 0; i < s.asns.length; i += 255) {
-      const chunk = s.asns.slice(i, i + 255);
-      const b = Buffer.allocUnsafe(2 + chunk.length * asSize);
-      b[0] = s.type;
-      b[1] = chunk.length;
-      chunk.forEach((asn, j) => {
-        if (asSize === 4) b.writeUInt32BE(asn, 2 + 4 * j);
-        else b.writeUInt16BE(asn > 0xffff ? AS_TRANS : asn, 2 + 2 * j);
-      });
-      parts.push(b);
-    }
-  }
-  return Buffer.concat(parts);
-}
-
-const needsAs4 = (path: readonly AsPathSegment[]) => path.some((s) => s.asns.some((a) => a > 0xffff));
-
-/**
- * Encodes the attributes (without MP_REACH/MP_UNREACH) in type order. `withNextHop` false
- * leaves NEXT_HOP out (routes carried only in MP_REACH_NLRI).
- */
-export function encodePathAttributes(a: PathAttributes, ctx: EncodeContext, withNextHop: boolean): Buffer {
-  const parts: Buffer[] = [];
-  const asSize = ctx.fourOctetAs ? 4 : 2;
-  parts.push(attr(WELL_KNOWN, AttrType.ORIGIN, Buffer.from([a.origin])));
-  parts.push(attr(WELL_KNOWN, AttrType.AS_PATH, encodeAsPath(a.asPath, asSize)));
-  // An IPv6 next hop only travels in MP_REACH_NLRI.
-  if (withNextHop && a.nextHop !== undefined && !a.nextHop.includes(':')) {
-    parts.push(attr(WELL_KNOWN, AttrType.NEXT_HOP, ipv4(a.nextHop)));
-  }
-  if (a.med !== undefined) parts.push(attr(OPT_NON_TRANSITIVE, AttrType.MED, u32(a.med)));
-  if (a.localPref !== undefined) parts.push(attr(WELL_KNOWN, AttrType.LOCAL_PREF, u32(a.localPref)));
-  if (a.atomicAggregate) parts.push(attr(WELL_KNOWN, AttrType.ATOMIC_AGGREGATE, Buffer.alloc(0)));
-  if (a.aggregator) {
-    const v = Buffer.allocUnsafe(asSize + 4);
-    if (asSize === 4) v.writeUInt32BE(a.aggregator.asn);
-    else v.writeUInt16BE(a.aggregator.asn > 0xffff ? AS_TRANS : a.aggregator.asn);
-    v.writeUInt32BE(parseIpv4(a.aggregator.address), asSize);
-    parts.push(attr(OPT_TRANSITIVE, AttrType.AGGREGATOR, v));
-  }
-  if (a.communities?.length)
-    parts.push(attr(OPT_TRANSITIVE, AttrType.COMMUNITIES, Buffer.concat(a.communities.map(u32))));
-  if (a.originatorId) parts.push(attr(OPT_NON_TRANSITIVE, AttrType.ORIGINATOR_ID, ipv4(a.originatorId)));
-  if (a.clusterList?.length)
-    parts.push(attr(OPT_NON_TRANSITIVE, AttrType.CLUSTER_LIST, Buffer.concat(a.clusterList.map(ipv4))));
-  if (!ctx.fourOctetAs && needsAs4(a.asPath))
-    parts.push(attr(OPT_TRANSITIVE, AttrType.AS4_PATH, encodeAsPath(a.asPath, 4)));
-  if (!ctx.fourOctetAs && a.aggregator && a.aggregator.asn > 0xffff) {
-    parts.push(
-      attr(
-        OPT_TRANSITIVE,
-        AttrType.AS4_AGGREGATOR,
-        Buffer.concat([u32(a.aggregator.asn), ipv4(a.aggregator.address)]),
-      ),
-    );
-  }
-  if (a.largeCommunities?.length) {
-    parts.push(
-      attr(
-        OPT_TRANSITIVE,
-        AttrType.LARGE_COMMUNITY,
-        Buffer.concat(a.largeCommunities.flatMap((c) => c.map(u32))),
-      ),
-    );
-  }
-  for (const u of a.unknown ?? []) parts.push(attr(u.flags, u.type, u.value));
-  return Buffer.concat(parts);
-}
-
-/** MP_REACH_NLRI header (afi, safi, next hop, reserved) with `nlri` bytes appended by the caller. */
-export function encodeMpReachHeader(
-  afi: number,
-  nextHop: string,
-  linkLocal: string | undefined,
-  nlriLength: number,
-): Buffer {
-  const nh =
-    afi === Afi.IPV6
-      ? Buffer.concat([ipv6Bytes(nextHop), ...(linkLocal ? [ipv6Bytes(linkLocal)] : [])])
-      : ipv4(nextHop);
-  const valueLen = 5 + nh.length + nlriLength;
-  const ext = valueLen > 255;
-  const h = Buffer.allocUnsafe((ext ? 4 : 3) + 5 + nh.length);
-  let o = 0;
-  h[o++] = OPT_NON_TRANSITIVE | (ext ? AttrFlag.EXTENDED_LENGTH : 0);
-  h[o++] = AttrType.MP_REACH_NLRI;
-  if (ext) o = h.writeUInt16BE(valueLen, o);
-  else h[o++] = valueLen;
-  o = h.writeUInt16BE(afi, o);
-  h[o++] = Safi.UNICAST;
-  h[o++] = nh.length;
-  nh.copy(h, o);
-  o += nh.length;
-  h[o++] = 0;
-  return h;
-}
-
-export function encodeMpUnreachHeader(afi: number, withdrawnLength: number): Buffer {
-  const valueLen = 3 + withdrawnLength;
-  const ext = valueLen > 255;
-  const h = Buffer.allocUnsafe((ext ? 4 : 3) + 3);
-  let o = 0;
-  h[o++] = OPT_NON_TRANSITIVE | (ext ? AttrFlag.EXTENDED_LENGTH : 0);
-  h[o++] = AttrType.MP_UNREACH_NLRI;
-  if (ext) o = h.writeUInt16BE(valueLen, o);
-  else h[o++] = valueLen;
-  o = h.writeUInt16BE(afi, o);
-  h[o++] = Safi.UNICAST;
-  return h;
 }

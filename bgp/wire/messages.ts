@@ -23,7 +23,9 @@ import {
   type PathAttributes,
   decodePathAttributes,
 } from './attributes.js';
-import { decodePrefixes, formatIpv4, parseIpv4, type PrefixKey } from './prefix.js';
+import { decodePrefixes, formatIpv4, type PrefixKey } from './prefix.js';
+import { Reader } from './reader.js';
+import { Writer } from './writer.js';
 
 export interface AfiSafi {
   readonly afi: number;
@@ -206,15 +208,13 @@ function decodeOpen(msg: Buffer): OpenMessage {
   }
   if (off + optLen !== msg.length)
     throw openError(0, `optional parameters length ${optLen} does not match the message`);
-  const caps: {
-    multiprotocol: AfiSafi[];
-    routeRefresh: boolean;
-    enhancedRouteRefresh: boolean;
-    fourOctetAs?: number;
-    gracefulRestart?: GracefulRestartCapability;
-    unknown: { code: number; value: Buffer }[];
-    ignored: { code: number; length: number }[];
-  } = { multiprotocol: [], routeRefresh: false, enhancedRouteRefresh: false, unknown: [], ignored: [] };
+  const caps: MutableCapabilities = {
+    multiprotocol: [],
+    routeRefresh: false,
+    enhancedRouteRefresh: false,
+    unknown: [],
+    ignored: [],
+  };
   const end = off + optLen;
   while (off < end) {
     const headerLen = extendedParams ? 3 : 2;
@@ -238,29 +238,62 @@ function decodeOpen(msg: Buffer): OpenMessage {
   };
 }
 
-/** The lengths each known capability's RFC allows. */
-const CAPABILITY_LENGTH_OK: Record<number, (len: number) => boolean> = {
-  [CapabilityCode.MULTIPROTOCOL]: (len) => len === 4,
-  [CapabilityCode.ROUTE_REFRESH]: (len) => len === 0,
-  [CapabilityCode.ENHANCED_ROUTE_REFRESH]: (len) => len === 0,
-  [CapabilityCode.FOUR_OCTET_AS]: (len) => len === 4,
-  [CapabilityCode.GRACEFUL_RESTART]: (len) => len >= 2 && (len - 2) % 4 === 0,
+type MutableCapabilities = { -readonly [K in keyof Capabilities]: Capabilities[K] } & {
+  multiprotocol: AfiSafi[];
+  unknown: { code: number; value: Buffer }[];
+  ignored: { code: number; length: number }[];
 };
 
-function decodeCapabilities(
-  msg: Buffer,
-  start: number,
-  end: number,
-  caps: {
-    multiprotocol: AfiSafi[];
-    routeRefresh: boolean;
-    enhancedRouteRefresh: boolean;
-    fourOctetAs?: number;
-    gracefulRestart?: GracefulRestartCapability;
-    unknown: { code: number; value: Buffer }[];
-    ignored: { code: number; length: number }[];
+interface CapabilitySpec {
+  /** The lengths the capability's RFC allows; another length gets the capability ignored. */
+  readonly lengthOk: (len: number) => boolean;
+  /** Reads the value (the reader spans exactly it). */
+  readonly decode: (r: Reader, caps: MutableCapabilities) => void;
+}
+
+const CAPABILITIES: Readonly<Record<number, CapabilitySpec>> = {
+  [CapabilityCode.MULTIPROTOCOL]: {
+    lengthOk: (len) => len === 4,
+    decode(r, caps) {
+      const afi = r.u16();
+      r.u8(); // reserved
+      caps.multiprotocol.push({ afi, safi: r.u8() });
+    },
   },
-): void {
+  [CapabilityCode.ROUTE_REFRESH]: {
+    lengthOk: (len) => len === 0,
+    decode: (_r, caps) => void (caps.routeRefresh = true),
+  },
+  [CapabilityCode.ENHANCED_ROUTE_REFRESH]: {
+    lengthOk: (len) => len === 0,
+    decode: (_r, caps) => void (caps.enhancedRouteRefresh = true),
+  },
+  [CapabilityCode.FOUR_OCTET_AS]: {
+    lengthOk: (len) => len === 4,
+    decode: (r, caps) => void (caps.fourOctetAs = r.u32()),
+  },
+  [CapabilityCode.GRACEFUL_RESTART]: {
+    lengthOk: (len) => len >= 2 && (len - 2) % 4 === 0,
+    decode(r, caps) {
+      const word = r.u16();
+      const families: (AfiSafi & { forwardingState: boolean })[] = [];
+      while (r.remaining > 0) {
+        const afi = r.u16();
+        const safi = r.u8();
+        families.push({ afi, safi, forwardingState: (r.u8() & 0x80) !== 0 });
+      }
+      caps.gracefulRestart = {
+        restartState: (word & 0x8000) !== 0,
+        notification: (word & 0x4000) !== 0,
+        restartTime: word & 0x0fff,
+        families,
+      };
+    },
+  },
+};
+
+function decodeCapabilities(msg: Buffer, start: number, end: number, caps: MutableCapabilities): void {
+  const r = new Reader(msg, start, end);
   let off = start;
   while (off < end) {
     if (end - off < 2) throw openError(0, 'truncated capability');
@@ -270,45 +303,10 @@ function decodeCapabilities(
     const ve = vs + len;
     if (ve > end) throw openError(0, `capability ${code} overruns its parameter`);
     off = ve;
-    const lengthOk = CAPABILITY_LENGTH_OK[code];
-    if (lengthOk && !lengthOk(len)) {
-      caps.ignored.push({ code, length: len });
-      continue;
-    }
-    switch (code) {
-      case CapabilityCode.MULTIPROTOCOL:
-        caps.multiprotocol.push({ afi: msg.readUInt16BE(vs), safi: msg[vs + 3]! });
-        break;
-      case CapabilityCode.ROUTE_REFRESH:
-        caps.routeRefresh = true;
-        break;
-      case CapabilityCode.ENHANCED_ROUTE_REFRESH:
-        caps.enhancedRouteRefresh = true;
-        break;
-      case CapabilityCode.FOUR_OCTET_AS:
-        caps.fourOctetAs = msg.readUInt32BE(vs);
-        break;
-      case CapabilityCode.GRACEFUL_RESTART: {
-        const word = msg.readUInt16BE(vs);
-        const families: (AfiSafi & { forwardingState: boolean })[] = [];
-        for (let p = vs + 2; p < ve; p += 4) {
-          families.push({
-            afi: msg.readUInt16BE(p),
-            safi: msg[p + 2]!,
-            forwardingState: (msg[p + 3]! & 0x80) !== 0,
-          });
-        }
-        caps.gracefulRestart = {
-          restartState: (word & 0x8000) !== 0,
-          notification: (word & 0x4000) !== 0,
-          restartTime: word & 0x0fff,
-          families,
-        };
-        break;
-      }
-      default:
-        caps.unknown.push({ code, value: Buffer.from(msg.subarray(vs, ve)) });
-    }
+    const spec = CAPABILITIES[code];
+    if (!spec) caps.unknown.push({ code, value: r.at(vs, ve).copy(len) });
+    else if (!spec.lengthOk(len)) caps.ignored.push({ code, length: len });
+    else spec.decode(r.at(vs, ve), caps);
   }
 }
 
@@ -323,47 +321,43 @@ export interface OpenParams {
   readonly gracefulRestart?: GracefulRestartCapability;
 }
 
-function capability(code: number, value: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([code, value.length]), value]);
+/** One capability in an optional parameter of its own (the most widely accepted layout). */
+function capability(w: Writer, code: number, value: (w: Writer) => void): void {
+  const start = w.length;
+  w.u8(2).u8(0).u8(code).u8(0);
+  value(w);
+  w.patchU8(start + 3, w.length - start - 4);
+  w.patchU8(start + 1, w.length - start - 2);
 }
 
 export function encodeOpen(p: OpenParams): Buffer {
-  const caps: Buffer[] = [];
-  for (const f of p.families) {
-    const v = Buffer.alloc(4);
-    v.writeUInt16BE(f.afi);
-    v[3] = f.safi;
-    caps.push(capability(CapabilityCode.MULTIPROTOCOL, v));
-  }
+  const w = new Writer(128);
+  w.bytes(HEADER_PLACEHOLDER)
+    .u8(BGP_VERSION)
+    .u16(p.asn > 0xffff ? AS_TRANS : p.asn)
+    .u16(p.holdTime);
+  w.ipv4(p.routerId).u8(0);
+  for (const f of p.families)
+    capability(w, CapabilityCode.MULTIPROTOCOL, (w) => w.u16(f.afi).u8(0).u8(f.safi));
   if (p.routeRefresh !== false) {
-    caps.push(capability(CapabilityCode.ROUTE_REFRESH, Buffer.alloc(0)));
-    if (p.enhancedRouteRefresh !== false)
-      caps.push(capability(CapabilityCode.ENHANCED_ROUTE_REFRESH, Buffer.alloc(0)));
+    capability(w, CapabilityCode.ROUTE_REFRESH, () => {});
+    if (p.enhancedRouteRefresh !== false) capability(w, CapabilityCode.ENHANCED_ROUTE_REFRESH, () => {});
   }
-  const as4 = Buffer.alloc(4);
-  as4.writeUInt32BE(p.asn);
-  caps.push(capability(CapabilityCode.FOUR_OCTET_AS, as4));
-  if (p.gracefulRestart) {
-    const g = p.gracefulRestart;
-    const v = Buffer.alloc(2 + 4 * g.families.length);
-    v.writeUInt16BE((g.restartState ? 0x8000 : 0) | (g.notification ? 0x4000 : 0) | (g.restartTime & 0x0fff));
-    g.families.forEach((f, i) => {
-      v.writeUInt16BE(f.afi, 2 + 4 * i);
-      v[4 + 4 * i] = f.safi;
-      v[5 + 4 * i] = f.forwardingState ? 0x80 : 0;
+  capability(w, CapabilityCode.FOUR_OCTET_AS, (w) => w.u32(p.asn));
+  const g = p.gracefulRestart;
+  if (g) {
+    capability(w, CapabilityCode.GRACEFUL_RESTART, (w) => {
+      w.u16((g.restartState ? 0x8000 : 0) | (g.notification ? 0x4000 : 0) | (g.restartTime & 0x0fff));
+      for (const f of g.families)
+        w.u16(f.afi)
+          .u8(f.safi)
+          .u8(f.forwardingState ? 0x80 : 0);
     });
-    caps.push(capability(CapabilityCode.GRACEFUL_RESTART, v));
   }
-  // One capability per optional parameter is the most widely accepted layout.
-  const params = Buffer.concat(caps.map((c) => Buffer.concat([Buffer.from([2, c.length]), c])));
-  if (params.length > 255) throw new BgpError(0, 0, 'OPEN optional parameters exceed 255 bytes');
-  const body = Buffer.alloc(10);
-  body[0] = BGP_VERSION;
-  body.writeUInt16BE(p.asn > 0xffff ? AS_TRANS : p.asn, 1);
-  body.writeUInt16BE(p.holdTime, 3);
-  body.writeUInt32BE(parseIpv4(p.routerId), 5);
-  body[9] = params.length;
-  return frame(MessageType.OPEN, [body, params]);
+  const params = w.length - HEADER_LENGTH - 10;
+  if (params > 255) throw new BgpError(0, 0, 'OPEN optional parameters exceed 255 bytes');
+  w.patchU8(HEADER_LENGTH + 9, params);
+  return finishFrame(w, MessageType.OPEN);
 }
 
 // ---------------------------------------------------------------- UPDATE
@@ -441,15 +435,21 @@ export function encodeEndOfRib(f: AfiSafi): Buffer {
 
 // ---------------------------------------------------------------- the rest
 
-function frame(type: number, parts: Buffer[]): Buffer {
-  const bodyLen = parts.reduce((n, p) => n + p.length, 0);
-  const out = Buffer.allocUnsafe(HEADER_LENGTH + bodyLen);
+const HEADER_PLACEHOLDER = Buffer.alloc(HEADER_LENGTH);
+
+/** Fills in the header of a message written after HEADER_PLACEHOLDER. */
+function finishFrame(w: Writer, type: number): Buffer {
+  const out = w.toBuffer();
   out.fill(0xff, 0, MARKER_LENGTH);
-  out.writeUInt16BE(HEADER_LENGTH + bodyLen, 16);
+  out.writeUInt16BE(out.length, MARKER_LENGTH);
   out[18] = type;
-  let o = HEADER_LENGTH;
-  for (const p of parts) o += p.copy(out, o);
   return out;
+}
+
+function frame(type: number, parts: Buffer[]): Buffer {
+  const w = new Writer(HEADER_LENGTH + parts.reduce((n, p) => n + p.length, 0)).bytes(HEADER_PLACEHOLDER);
+  for (const p of parts) w.bytes(p);
+  return finishFrame(w, type);
 }
 
 export function encodeNotification(code: number, subcode: number, data: Buffer = Buffer.alloc(0)): Buffer {

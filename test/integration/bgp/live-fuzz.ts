@@ -6,7 +6,7 @@
 // internal-error Ceases are counted separately (all must be 0).
 import net from 'node:net';
 import { BgpSpeaker } from '../../../bgp/speaker.js';
-import { encodePathAttributes } from '../../../bgp/wire/attributes.js';
+import { encodePathAttributes } from '../../../bgp/wire/attributes-encode.js';
 import { BgpError } from '../../../bgp/wire/errors.js';
 import {
   KEEPALIVE,

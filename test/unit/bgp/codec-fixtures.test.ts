@@ -1,7 +1,8 @@
 // Byte-level fixtures for every message and path attribute, and the NOTIFICATION / RFC 7606
 // action each malformed input maps to.
 import { describe, expect, it } from 'vitest';
-import { encodePathAttributes, type PathAttributes } from '../../../bgp/wire/attributes.js';
+import { type PathAttributes } from '../../../bgp/wire/attributes.js';
+import { encodePathAttributes } from '../../../bgp/wire/attributes-encode.js';
 import { BgpError } from '../../../bgp/wire/errors.js';
 import {
   type OpenMessage,

@@ -2,7 +2,8 @@
 // decoder throw anything but a BgpError.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodePathAttributes, type PathAttributes } from '../../../bgp/wire/attributes.js';
+import { type PathAttributes } from '../../../bgp/wire/attributes.js';
+import { encodePathAttributes } from '../../../bgp/wire/attributes-encode.js';
 import { BgpError } from '../../../bgp/wire/errors.js';
 import {
   type OpenMessage,

@@ -2,7 +2,7 @@
 // BoRR / re-advertisement / EoRR as sender, stale marking and purge at EoRR (or its timer) as
 // receiver, and a ROUTE-REFRESH sent when the peer's import policy changes.
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodePathAttributes } from '../../../bgp/wire/attributes.js';
+import { encodePathAttributes } from '../../../bgp/wire/attributes-encode.js';
 import { MessageType } from '../../../bgp/wire/constants.js';
 import {
   decodeMessage,

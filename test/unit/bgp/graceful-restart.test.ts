@@ -5,7 +5,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BgpSpeaker, type BestPathChange } from '../../../bgp/index.js';
 import type { GracefulRestartOptions } from '../../../bgp/graceful-restart.js';
-import { encodePathAttributes } from '../../../bgp/wire/attributes.js';
+import { encodePathAttributes } from '../../../bgp/wire/attributes-encode.js';
 import { MessageType } from '../../../bgp/wire/constants.js';
 import {
   type GracefulRestartCapability,

@@ -5,7 +5,7 @@ import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { installableNextHop } from '../../../bgp/next-hop.js';
 import type { BestPathChange } from '../../../bgp/speaker.js';
-import { encodeMpReachHeader, encodePathAttributes } from '../../../bgp/wire/attributes.js';
+import { encodeMpReachHeader, encodePathAttributes } from '../../../bgp/wire/attributes-encode.js';
 import { encodeUpdate } from '../../../bgp/wire/messages.js';
 import { waitFor } from '../../support/netns.js';
 import { established } from './raw-peer.js';

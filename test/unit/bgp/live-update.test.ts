@@ -2,7 +2,7 @@
 // attribute-discard keep the session, a session-reset error sends the NOTIFICATION, and a stream of
 // mutated UPDATEs never crashes the speaker.
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodePathAttributes } from '../../../bgp/wire/attributes.js';
+import { encodePathAttributes } from '../../../bgp/wire/attributes-encode.js';
 import { encodeUpdate } from '../../../bgp/wire/messages.js';
 import { waitFor } from '../../support/netns.js';
 import { established as establishedRaw } from './raw-peer.js';
