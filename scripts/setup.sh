@@ -11,6 +11,7 @@ PACKAGES=(
   bird2 frr gobgpd
   iperf3 containernetworking-plugins containerd
   python3 make g++
+  libseccomp-dev pkg-config
 )
 
 die() { echo "setup: $*" >&2; exit 1; }
@@ -50,3 +51,9 @@ if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 \( -name '*.cc' -o -name
 fi
 
 npm run --silent build
+
+# The upstream Kubernetes components the real-cluster tests and `ternctl lab up --kubernetes` run
+# (kube-apiserver … kubectl, etcd 3.6, containerd 2, runc, crictl: deploy/lab/kubernetes/versions.env),
+# built from the Go module proxy once per machine into ~/.cache/tern/k8s; about 10 minutes cold on
+# 2 cores, nothing on a second run.
+bash deploy/lab/kubernetes/build.sh
