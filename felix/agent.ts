@@ -2,11 +2,11 @@
 // reconciler, the BGP speaker and the policy engine, and serves health, metrics and status.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { LinuxDataplane } from '../cni/dataplane/veth.js';
-import { CniHandler } from '../cni/handler.js';
-import { NodeIpam, type IpamService } from '../cni/ipam-adapter.js';
-import type { AgentHooks, PodEndpoint } from '../cni/ports.js';
-import { CniServer } from '../cni/server.js';
+import { LinuxDataplane } from './cni/dataplane/veth.js';
+import { CniHandler } from './cni/handler.js';
+import { NodeIpam, type IpamService } from './cni/ipam-adapter.js';
+import type { AgentHooks, PodEndpoint } from './cni/ports.js';
+import { CniServer } from './cni/server.js';
 import { openDatastore, type Datastore } from '../datastore/index.js';
 import { LeaderElector } from '../datastore/leader-election.js';
 import { ClusterGc } from '../ipam/cluster-gc.js';

@@ -1,6 +1,6 @@
 // The arrows of docs/architecture.md ("Parts and arrows") as an eslint rule: a module of one part may
 // import another part only when an arrow allows it. Paths are resolved, so `../ipam/x.js` from
-// `cni/dataplane/` (i.e. `cni/ipam/`) and from `cni/` (top-level `ipam/`) are told apart.
+// `felix/cni/` (i.e. `felix/ipam/`) and from `felix/` (top-level `ipam/`) are told apart.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,9 +17,8 @@ export const ARROWS = {
   ipam: ['model', 'datastore'],
   bgp: ['model', 'native'],
   policy: ['model'],
-  // Until the CNI service (handler, IPAM adapter, standalone agent) and the veth data path move into
-  // the agent, cni/ reaches IPAM, the datastore and the native addon.
-  cni: ['model', 'datastore', 'ipam', 'native'],
+  // the executable and the CNI protocol (wire, request parsing, results); the service is felix/cni/.
+  cni: ['model'],
   felix: ['model', 'native', 'datastore', 'ipam', 'bgp', 'policy', 'cni'],
   // ternctl: the speaker's control client and status types, IPAM's binding type, the lab.
   cli: ['model', 'bgp', 'ipam', 'deploy'],

@@ -5,7 +5,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CniServer } from '../../../cni/server.js';
+import { CniServer } from '../../../felix/cni/server.js';
 import { TERN_BIN, TERN_ESM, buildCni, runPlugin } from './harness.js';
 
 let dir = '';

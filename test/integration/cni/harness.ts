@@ -22,7 +22,7 @@ export const BUILD_DIR = privateBuildDir('tern-cni-build');
 export const TERN_BIN = join(BUILD_DIR, 'plugin/tern');
 /** The same executable as tsc emits it (ESM, one file per module): what the bundle replaces. */
 export const TERN_ESM = join(BUILD_DIR, 'cni/main.js');
-export const AGENT_BIN = join(BUILD_DIR, 'cni/agent-standalone.js');
+export const AGENT_BIN = join(BUILD_DIR, 'test/support/cni-agent.js');
 const BUILT = [TERN_BIN, TERN_ESM, AGENT_BIN];
 
 /**
@@ -48,7 +48,7 @@ export async function buildCni(): Promise<void> {
   await buildPrivately({
     dir: BUILD_DIR,
     tsconfig: 'test/integration/cni/tsconfig.cni-build.json',
-    sources: ['cni', 'ipam', 'model', 'datastore', 'native'],
+    sources: ['cni', 'felix/cni', 'ipam', 'model', 'datastore', 'native', 'test/support'],
     outputs: BUILT,
     after: () => bundlePlugin(TERN_BIN),
   });

@@ -1,4 +1,4 @@
-// Runs the route reconciler harness (felix/routes/harness.ts, compiled) inside a network namespace
+// Runs the route reconciler harness (test/support/route-harness.ts, compiled) inside a network namespace
 // and talks to it over JSON lines. Shared by the integration tests and bench/routes.
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -7,7 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { stopProcess } from '../../support/netns.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-export const harnessJs = `${root}dist/felix/routes/harness.js`;
+export const harnessJs = `${root}dist/test/support/route-harness.js`;
 
 /** Compiles only the reconciler and what it imports (other folders' compile errors do not matter). */
 export async function buildHarness(): Promise<string> {

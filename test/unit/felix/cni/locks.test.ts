@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AttachmentLocks } from '../../../cni/locks.js';
+import { AttachmentLocks } from '../../../../felix/cni/locks.js';
 
 const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
 

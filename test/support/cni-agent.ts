@@ -6,15 +6,15 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { MemoryDatastore, openDatastore, type Datastore } from '../datastore/index.js';
-import { Ipam } from '../ipam/index.js';
-import { AlreadyExistsError, TERN_API_VERSION, ValidationError, type IPPool } from '../model/index.js';
-import { LinuxDataplane } from './dataplane/veth.js';
-import { CniHandler } from './handler.js';
-import { NodeIpam } from './ipam-adapter.js';
-import type { AgentHooks } from './ports.js';
-import { CniServer } from './server.js';
-import { DEFAULT_AGENT_SOCKET } from './wire.js';
+import { MemoryDatastore, openDatastore, type Datastore } from '../../datastore/index.js';
+import { Ipam } from '../../ipam/index.js';
+import { AlreadyExistsError, TERN_API_VERSION, ValidationError, type IPPool } from '../../model/index.js';
+import { LinuxDataplane } from '../../felix/cni/dataplane/veth.js';
+import { CniHandler } from '../../felix/cni/handler.js';
+import { NodeIpam } from '../../felix/cni/ipam-adapter.js';
+import type { AgentHooks } from '../../felix/cni/ports.js';
+import { CniServer } from '../../felix/cni/server.js';
+import { DEFAULT_AGENT_SOCKET } from '../../cni/wire.js';
 
 const { values } = parseArgs({
   options: {

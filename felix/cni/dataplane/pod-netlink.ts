@@ -8,9 +8,9 @@
 import { closeSync, openSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import { FlagsNew, createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
-import { inNetns } from '../../native/netns.js';
-import { formatIp, parseIp, type IpAddr } from '../../model/index.js';
-import { POD_GATEWAY_IPV4 } from '../../model/routing.js';
+import { inNetns } from '../../../native/netns.js';
+import { formatIp, parseIp, type IpAddr } from '../../../model/index.js';
+import { POD_GATEWAY_IPV4 } from '../../../model/routing.js';
 import type { VethSpec } from '../ports.js';
 import { AF_INET, AF_INET6, MAIN_TABLE, addressBytes, macBytes, netlinkErrno } from './host-netlink.js';
 

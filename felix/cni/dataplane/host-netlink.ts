@@ -2,9 +2,9 @@
 // fraction of a millisecond where an exec of ip(8) costs milliseconds. The socket belongs to the
 // agent's netns (the host's), where every host veth lives.
 import { FlagsNew, createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
-import { formatIp, type IpAddr } from '../../model/index.js';
-import { ROUTE_PROTOCOL } from '../../model/routing.js';
-import { netlinkRequest } from '../../native/netlink.js';
+import { formatIp, type IpAddr } from '../../../model/index.js';
+import { ROUTE_PROTOCOL } from '../../../model/routing.js';
+import { netlinkRequest } from '../../../native/netlink.js';
 import { readText } from './sysfs.js';
 
 export const MAIN_TABLE = 254;

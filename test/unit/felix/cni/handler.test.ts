@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataplaneError } from '../../../cni/dataplane/veth.js';
-import { CniHandler } from '../../../cni/handler.js';
-import type { AgentHooks, PodEndpoint } from '../../../cni/ports.js';
-import { NON_K8S_NAMESPACE } from '../../../cni/request.js';
-import { UnavailableError, formatIp } from '../../../model/index.js';
-import { hostVethName } from '../../../model/routing.js';
+import { DataplaneError } from '../../../../felix/cni/dataplane/veth.js';
+import { CniHandler } from '../../../../felix/cni/handler.js';
+import type { AgentHooks, PodEndpoint } from '../../../../felix/cni/ports.js';
+import { NON_K8S_NAMESPACE } from '../../../../cni/request.js';
+import { UnavailableError, formatIp } from '../../../../model/index.js';
+import { hostVethName } from '../../../../model/routing.js';
 import { FakeDataplane, FakeIpam } from './fakes.js';
 
 // A plain file stands in for the pod netns (the handler only stats it). Created in beforeAll, so a

@@ -1,6 +1,6 @@
 // What the CNI handler needs from the rest of the agent, as small interfaces: an IPAM, a dataplane
 // and the agent's hooks. The node agent wires real implementations; tests wire fakes.
-import type { IpAddr, IpFamily } from '../model/index.js';
+import type { IpAddr, IpFamily } from '../../model/index.js';
 
 /** One attachment (container interface) of one pod on one network. Also the IPAM handle's parts. */
 export interface AttachmentRef {

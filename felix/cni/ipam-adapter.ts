@@ -7,9 +7,9 @@ import type {
   GcResult,
   GcScope,
   PoolUsage,
-} from '../ipam/index.js';
-import { ANNOTATIONS } from '../ipam/index.js';
-import { ExhaustedError, formatIp, parseIp, type IpAddr, type Labels } from '../model/index.js';
+} from '../../ipam/index.js';
+import { ANNOTATIONS } from '../../ipam/index.js';
+import { ExhaustedError, formatIp, parseIp, type IpAddr, type Labels } from '../../model/index.js';
 import type { AttachmentRef, IpamAssignRequest, IpamPort } from './ports.js';
 
 /** The part of ipam's `Ipam` the CNI side uses. */

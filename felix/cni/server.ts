@@ -9,7 +9,7 @@ import {
   parseWireRequest,
   type WireRequest,
   type WireResponse,
-} from './wire.js';
+} from '../../cni/wire.js';
 
 export interface CniServerOptions {
   socketPath: string;

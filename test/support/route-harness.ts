@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Test and benchmark harness: runs a RouteReconciler in this process's network namespace (start it
-// with `ip netns exec <ns> node dist/felix/routes/harness.js`, since Node cannot switch namespaces)
+// with `ip netns exec <ns> node dist/test/support/route-harness.js`, since Node cannot switch namespaces)
 // and drives it with JSON-line commands on stdin. Each command gets one JSON-line reply on stdout:
 // {"id", "ok": true, "result", "elapsedMs"} or {"id", "ok": false, "error"}; `elapsedMs` is measured
 // here, from the parsed command to its completion (with "idle": true, until the kernel has answered
@@ -8,8 +8,8 @@
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
-import { RouteReconciler } from './reconciler.js';
-import type { RouteClass } from './types.js';
+import { RouteReconciler } from '../../felix/routes/reconciler.js';
+import type { RouteClass } from '../../felix/routes/types.js';
 
 const cls = z.enum(['pod', 'block', 'bgp']);
 const routeInput = z.record(z.string(), z.unknown());

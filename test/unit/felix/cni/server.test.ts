@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CniServer } from '../../../cni/server.js';
+import { CniServer } from '../../../../felix/cni/server.js';
 
 // Created in beforeAll, so a run that filters every test out (hooks skipped) leaves nothing behind.
 let dir = '';

@@ -10,10 +10,10 @@ import {
   formatIp,
   parseIp,
   type IpAddr,
-} from '../model/index.js';
-import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, hostVethName } from '../model/routing.js';
+} from '../../model/index.js';
+import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, hostVethName } from '../../model/routing.js';
 import { DataplaneError } from './dataplane/veth.js';
-import { CniError, invalidConfig } from './errors.js';
+import { CniError, invalidConfig } from '../../cni/errors.js';
 import { AttachmentLocks } from './locks.js';
 import type {
   AgentHooks,
@@ -32,9 +32,9 @@ import {
   type AttachmentRequest,
   type GcRequest,
   type StatusRequest,
-} from './request.js';
-import { encodeResult, mergeResults, parsePrevResult, type CniResult } from './result.js';
-import { CNI_CODE, errorJson, type WireRequest, type WireResponse } from './wire.js';
+} from '../../cni/request.js';
+import { encodeResult, mergeResults, parsePrevResult, type CniResult } from '../../cni/result.js';
+import { CNI_CODE, errorJson, type WireRequest, type WireResponse } from '../../cni/wire.js';
 
 export interface HandlerLogger {
   info(obj: object, msg: string): void;

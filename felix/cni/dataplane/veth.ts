@@ -7,11 +7,11 @@
 // never enter the pod's netns: deleting the host end removes the container end and every route
 // through it.
 import { randomBytes } from 'node:crypto';
-import { formatIp, type IpAddr } from '../../model/index.js';
-import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, ROUTE_PROTOCOL } from '../../model/routing.js';
+import { formatIp, type IpAddr } from '../../../model/index.js';
+import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, ROUTE_PROTOCOL } from '../../../model/routing.js';
 import type { Dataplane, HostVeth, VethOwner, VethPlan, VethResult, VethSpec } from '../ports.js';
 import { CommandError, run } from './exec.js';
-import { loadAddon } from '../../native/addon.js';
+import { loadAddon } from '../../../native/addon.js';
 import { HostNetlink } from './host-netlink.js';
 import {
   agentNetnsFd,

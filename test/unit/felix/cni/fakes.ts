@@ -1,5 +1,5 @@
 // In-memory IPAM and dataplane for handler unit tests.
-import { ConflictError, ExhaustedError, formatIp, parseIp, type IpAddr } from '../../../model/index.js';
+import { ConflictError, ExhaustedError, formatIp, parseIp, type IpAddr } from '../../../../model/index.js';
 import type {
   AttachmentRef,
   Dataplane,
@@ -10,7 +10,7 @@ import type {
   VethPlan,
   VethResult,
   VethSpec,
-} from '../../../cni/ports.js';
+} from '../../../../felix/cni/ports.js';
 
 const key = (a: { containerId: string; ifname: string }) => `${a.containerId}/${a.ifname}`;
 
