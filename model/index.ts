@@ -4,6 +4,8 @@ import { ValidationError } from './errors.js';
 import { namespaceSchema, networkPolicySchema, nodeSchema, podSchema } from './kube.js';
 import type { Namespace, NetworkPolicy, NetworkPolicyPeer, Node, Pod } from './kube.js';
 import { leaseSchema, type Lease } from './lease.js';
+import { clusterNetworkPolicySchema, CNP_API_VERSION } from './cluster-network-policy.js';
+import type { ClusterNetworkPolicy, CnpNamespacedPod } from './cluster-network-policy.js';
 import { formatFieldPath } from './meta.js';
 import { validateSelector, type LabelSelector } from './selector.js';
 import { bgpConfigurationSchema, bgpPeerSchema, ipamBlockSchema, ipPoolSchema } from './tern.js';
@@ -17,12 +19,14 @@ export * from './cidr.js';
 export * from './kube.js';
 export * from './tern.js';
 export * from './lease.js';
+export * from './cluster-network-policy.js';
 
 export interface ResourceByKind {
   Pod: Pod;
   Namespace: Namespace;
   Node: Node;
   NetworkPolicy: NetworkPolicy;
+  ClusterNetworkPolicy: ClusterNetworkPolicy;
   IPPool: IPPool;
   IPAMBlock: IPAMBlock;
   BGPPeer: BGPPeer;
@@ -66,6 +70,40 @@ export const KINDS: { readonly [K in Kind]: KindInfo } = {
         );
       peers(p.spec.ingress, 'ingress');
       peers(p.spec.egress, 'egress');
+      return out;
+    },
+  },
+  ClusterNetworkPolicy: {
+    apiVersion: CNP_API_VERSION,
+    namespaced: false,
+    schema: clusterNetworkPolicySchema,
+    selectors: (p: ClusterNetworkPolicy) => {
+      const out: Array<[string, LabelSelector | undefined]> = [];
+      const pods = (at: string, pod: CnpNamespacedPod | undefined) =>
+        out.push(
+          [`${at}.namespaceSelector`, pod?.namespaceSelector],
+          [`${at}.podSelector`, pod?.podSelector],
+        );
+      out.push(['spec.subject.namespaces', p.spec.subject.namespaces]);
+      pods('spec.subject.pods', p.spec.subject.pods);
+      for (const [dir, field] of [
+        ['ingress', 'from'],
+        ['egress', 'to'],
+      ] as const) {
+        const rules: ReadonlyArray<{ from?: unknown; to?: unknown }> = p.spec[dir] ?? [];
+        rules.forEach((r, i) => {
+          const peers = (r[field] ?? []) as Array<{
+            namespaces?: LabelSelector;
+            pods?: CnpNamespacedPod;
+            nodes?: LabelSelector;
+          }>;
+          peers.forEach((peer, j) => {
+            const at = `spec.${dir}[${i}].${field}[${j}]`;
+            out.push([`${at}.namespaces`, peer.namespaces], [`${at}.nodes`, peer.nodes]);
+            pods(`${at}.pods`, peer.pods);
+          });
+        });
+      }
       return out;
     },
   },

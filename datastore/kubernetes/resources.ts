@@ -13,6 +13,7 @@ export const PLURALS = {
   Namespace: 'namespaces',
   Node: 'nodes',
   NetworkPolicy: 'networkpolicies',
+  ClusterNetworkPolicy: 'clusternetworkpolicies',
   Lease: 'leases',
   IPPool: 'ippools',
   IPAMBlock: 'ipamblocks',

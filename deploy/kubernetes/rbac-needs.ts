@@ -44,6 +44,12 @@ export const RBAC_NEEDS: readonly ApiAccess[] = [
     verbs: ['list', 'watch'],
     why: 'policy compiler informer',
   },
+  {
+    group: 'policy.networking.k8s.io',
+    resource: 'clusternetworkpolicies',
+    verbs: ['list', 'watch'],
+    why: 'policy compiler informer (Admin and Baseline tiers)',
+  },
   { group: 'tern.network', resource: 'ippools', verbs: ['list', 'watch'], why: 'IPAM pool informer' },
   {
     group: 'tern.network',

@@ -12,6 +12,7 @@ import {
   NotFoundError,
   ValidationError,
   keyString,
+  type ClusterNetworkPolicy,
   type IPPool,
   type Kind,
   type Namespace,
@@ -371,6 +372,36 @@ describe.each(BACKENDS)('datastore contract: $name', (backend) => {
     const after = await store.list('IPPool');
     // Exactly one write (the good create) happened since `before`.
     expect(BigInt(after.revision) - BigInt(before.revision)).toBe(1n);
+  });
+
+  it('stores ClusterNetworkPolicy (cluster-scoped, v1alpha2 written as v1beta1), watches it, refuses a bad one', async () => {
+    const store = open();
+    const { events, watch } = record(store, 'ClusterNetworkPolicy');
+    const cnp = (name: string, priority: number): ClusterNetworkPolicy => ({
+      apiVersion: 'policy.networking.k8s.io/v1beta1',
+      kind: 'ClusterNetworkPolicy',
+      metadata: { name },
+      spec: {
+        tier: 'Admin',
+        priority,
+        subject: { namespaces: { matchLabels: { tenant: 'a' } } },
+        egress: [{ action: 'Deny', to: [{ networks: ['10.0.0.0/8'] }] }],
+      },
+    });
+    const alpha = { ...cnp('deny-10', 5), apiVersion: 'policy.networking.k8s.io/v1alpha2' };
+    const created = await store.create(alpha as unknown as ClusterNetworkPolicy);
+    expect(created.apiVersion).toBe('policy.networking.k8s.io/v1beta1');
+    expect(await store.get('ClusterNetworkPolicy', { name: 'deny-10' })).toEqual(created);
+    const err = await store.create(cnp('too-late', 1001)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ field: 'spec.priority' });
+    await store.update({ ...created, spec: { ...created.spec, priority: 6 } });
+    await waitFor('both events', () => events.length >= 2, 10_000);
+    expect(events.map((e) => [e.type, e.name])).toEqual([
+      ['added', 'deny-10'],
+      ['modified', 'deny-10'],
+    ]);
+    expect(names((await store.list('ClusterNetworkPolicy')).items)).toEqual(['deny-10']);
+    await watch.close();
   });
 });
 

@@ -26,7 +26,11 @@ function load(file: string): Obj[] {
     return d.toJS() as Obj;
   });
 }
-const yamlFiles = readdirSync(DIR).filter((f) => f.endsWith('.yaml'));
+// The network-policy-api CRD sits in a directory of its own (copied from the Go module).
+const yamlFiles = [
+  ...readdirSync(DIR).filter((f) => f.endsWith('.yaml')),
+  ...readdirSync(DIR + 'network-policy-api').map((f) => `network-policy-api/${f}`),
+];
 /** The Kubernetes objects (kustomization.yaml is kustomize's input, not an object). */
 const all = yamlFiles
   .filter((f) => f !== 'kustomization.yaml')
@@ -96,6 +100,23 @@ describe('every manifest parses', () => {
     expect([...k.resources].sort()).toEqual(
       yamlFiles.filter((f) => !['kustomization.yaml', 'default-ippool.yaml'].includes(f)).sort(),
     );
+  });
+
+  it('the ClusterNetworkPolicy CRD is the network-policy-api one: pinned version, the plural and storage version tern uses', async () => {
+    const script = readFileSync(
+      fileURLToPath(new URL('../../../scripts/network-policy-api.mjs', import.meta.url)),
+      'utf8',
+    );
+    const version = /VERSION = '(v[0-9.]+)'/.exec(script)?.[1];
+    const crd = find('CustomResourceDefinition', 'clusternetworkpolicies.policy.networking.k8s.io') as Obj & {
+      metadata: { annotations: Record<string, string> };
+      spec: { names: { plural: string }; versions: Array<{ name: string; storage: boolean }> };
+    };
+    expect(crd.metadata.annotations['policy.networking.k8s.io/bundle-version']).toBe(version);
+    const { PLURALS } = await import('../../../datastore/kubernetes/resources.js');
+    expect(crd.spec.names.plural).toBe(PLURALS.ClusterNetworkPolicy);
+    const storage = crd.spec.versions.find((v) => v.storage)!.name;
+    expect(KINDS.ClusterNetworkPolicy.apiVersion).toBe(`policy.networking.k8s.io/${storage}`);
   });
 
   it('the tern.network objects shipped (the default IPPool) pass the model validation', () => {
@@ -285,6 +306,7 @@ describe('RBAC grants exactly what the code uses (deploy/kubernetes/rbac-needs.t
       Node: ['', 'nodes'],
       NetworkPolicy: ['networking.k8s.io', 'networkpolicies'],
       Lease: ['coordination.k8s.io', 'leases'],
+      ClusterNetworkPolicy: ['policy.networking.k8s.io', 'clusternetworkpolicies'],
     };
     const resourceOf = (kind: Kind): [string, string] => {
       const crd = CRD_DEFS.find((d) => d.kind === kind);
