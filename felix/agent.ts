@@ -21,7 +21,7 @@ import { AgentMetrics } from './metrics.js';
 import { detectNodeAddress } from './node-address.js';
 import { adoptNode, registerNode } from './node-registration.js';
 import { PolicyController } from './policy-controller.js';
-import { RouteReconciler } from './routes/reconciler.js';
+import { RouteReconciler } from '../kernel/routes/reconciler.js';
 import { statusRoutes } from './status-api.js';
 
 export interface AgentDependencies {

@@ -24,7 +24,7 @@ import {
   type DesiredPeer,
 } from './bgp-peers.js';
 import type { ClusterView } from './cluster-view.js';
-import type { RouteReconciler } from './routes/reconciler.js';
+import type { RouteReconciler } from '../kernel/routes/reconciler.js';
 
 export interface BgpControllerOptions {
   view: ClusterView;

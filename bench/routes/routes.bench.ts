@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetnsSet } from '../../test/support/netns.js';
-import { Harness, buildHarness } from '../../test/integration/felix-routes/harness-client.js';
+import { Harness, buildHarness } from '../../test/integration/kernel-routes/harness-client.js';
 
 const N = 10_000;
 const ROUNDS = 5;

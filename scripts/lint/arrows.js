@@ -19,7 +19,9 @@ export const ARROWS = {
   policy: ['model'],
   // the executable and the CNI protocol (wire, request parsing, results); the service is felix/cni/.
   cni: ['model'],
-  felix: ['model', 'native', 'datastore', 'ipam', 'bgp', 'policy', 'cni'],
+  // the kernel library: rtnetlink codec and sockets, the kernel tables (routes today), sysfs.
+  kernel: ['model', 'native'],
+  felix: ['model', 'native', 'kernel', 'datastore', 'ipam', 'bgp', 'policy', 'cni'],
   // ternctl: the speaker's control client and status types, IPAM's binding type, the lab.
   cli: ['model', 'bgp', 'ipam', 'deploy'],
   // the lab: its datastore, ternctl's agent client and the speaker's control client (tern ToR).

@@ -8,8 +8,8 @@
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
-import { RouteReconciler } from '../../felix/routes/reconciler.js';
-import type { RouteClass } from '../../felix/routes/types.js';
+import { RouteReconciler } from '../../kernel/routes/reconciler.js';
+import type { RouteClass } from '../../kernel/routes/types.js';
 
 const cls = z.enum(['pod', 'block', 'bgp']);
 const routeInput = z.record(z.string(), z.unknown());

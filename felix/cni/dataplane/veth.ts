@@ -12,14 +12,14 @@ import { HOST_VETH_PREFIX, POD_GATEWAY_IPV4, ROUTE_PROTOCOL } from '../../../mod
 import type { Dataplane, HostVeth, VethOwner, VethPlan, VethResult, VethSpec } from '../ports.js';
 import { CommandError, run } from './exec.js';
 import { loadAddon } from '../../../native/addon.js';
-import { HostNetlink } from './host-netlink.js';
+import { HostNetlink } from '../../../kernel/netlink/host-netlink.js';
 import {
   agentNetnsFd,
   configureContainerEnd,
   createPair,
   openNetlinkIn,
   type CreatedPair,
-} from './pod-netlink.js';
+} from '../../../kernel/netlink/pod-netlink.js';
 import {
   defaultRouteInterface,
   ipv6Enabled,
@@ -28,7 +28,7 @@ import {
   readSysctl,
   readText,
   writeSysctl,
-} from './sysfs.js';
+} from '../../../kernel/sysfs.js';
 
 /** Every host veth has this MAC: pods address their gateway at it (permanent neighbour entry). */
 export const HOST_VETH_MAC = 'ee:ee:ee:ee:ee:ee';

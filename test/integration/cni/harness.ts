@@ -48,7 +48,7 @@ export async function buildCni(): Promise<void> {
   await buildPrivately({
     dir: BUILD_DIR,
     tsconfig: 'test/integration/cni/tsconfig.cni-build.json',
-    sources: ['cni', 'felix/cni', 'ipam', 'model', 'datastore', 'native', 'test/support'],
+    sources: ['cni', 'felix/cni', 'kernel', 'ipam', 'model', 'datastore', 'native', 'test/support'],
     outputs: BUILT,
     after: () => bundlePlugin(TERN_BIN),
   });

@@ -11,7 +11,7 @@ const ROUTES = 600;
 const CONCURRENT = 40;
 
 const script = `
-import { HostNetlink } from './felix/cni/dataplane/host-netlink.js';
+import { HostNetlink } from './kernel/netlink/host-netlink.js';
 const [routes, concurrent] = process.argv.slice(2).map(Number);
 const nl = new HostNetlink();
 const index = await nl.ifindex('hv0');
@@ -36,7 +36,7 @@ const VETHS = 20;
 // Deletes VETHS veths at once while the event loop keeps counting its turns, then the same names
 // again (already gone), then asks the kernel to delete lo (refused).
 const deleteScript = `
-import { HostNetlink, delLinkMessage } from './felix/cni/dataplane/host-netlink.js';
+import { HostNetlink, delLinkMessage } from './kernel/netlink/host-netlink.js';
 import { netlinkRequest } from './native/netlink.js';
 const count = Number(process.argv[2]);
 const nl = new HostNetlink();

@@ -12,7 +12,7 @@ import {
   createPair,
   openNetlinkIn,
   type PeerSpec,
-} from '../../../felix/cni/dataplane/pod-netlink.js';
+} from '../../../kernel/netlink/pod-netlink.js';
 import { parseIp } from '../../../model/index.js';
 import { NetnsSet } from '../../support/netns.js';
 

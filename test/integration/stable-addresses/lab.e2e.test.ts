@@ -104,7 +104,7 @@ describe('stable addresses on a three-node lab', () => {
 
   // The remote node measured is one that never hosts the replica (node1): a node that hosted
   // it before still has a stale "foreign route" mark on the /32 in its route reconciler and
-  // installs the learned route only at its next resync (felix/routes: an EEXIST from racing
+  // installs the learned route only at its next resync (kernel/routes: an EEXIST from racing
   // the CNI's own pod route is taken for a foreign route, and a veth deletion does not clear
   // the mark). That is checked separately below, with a wait longer than the resync.
   it(`replica 1 moved between two nodes ${MOVES} times keeps its address, becomes reachable from a remote node, and its old node no longer routes it locally`, async () => {

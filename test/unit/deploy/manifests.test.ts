@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { CRD_DEFS } from '../../../deploy/kubernetes/crds.js';
 import { RBAC_NEEDS } from '../../../deploy/kubernetes/rbac-needs.js';
-import { procSysNet } from '../../../felix/cni/dataplane/sysfs.js';
+import { procSysNet } from '../../../kernel/sysfs.js';
 import { agentConfigSchema, ipamGcEnabled } from '../../../felix/config.js';
 import { envNameOf, loadConfig } from '../../../model/config.js';
 import { KINDS, parseResource, type Kind } from '../../../model/index.js';

@@ -8,7 +8,7 @@ import {
   readSysctl,
   sysctlPath,
   writeSysctl,
-} from '../../../felix/cni/dataplane/sysfs.js';
+} from '../../../kernel/sysfs.js';
 
 describe('sysctl root of the CNI dataplane (TERN_PROC_SYS_NET, for the unprivileged DaemonSet)', () => {
   const saved = process.env.TERN_PROC_SYS_NET;

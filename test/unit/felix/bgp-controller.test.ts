@@ -9,9 +9,9 @@ import type { BestPathChange, PeerOptions, PeerStatus, SpeakerOptions } from '..
 import { MemoryDatastore } from '../../../datastore/memory.js';
 import { BgpController, ownRoutesOnly, routerIdOf, type Speaker } from '../../../felix/bgp-controller.js';
 import { ClusterView } from '../../../felix/cluster-view.js';
-import { RouteReconciler } from '../../../felix/routes/reconciler.js';
+import { RouteReconciler } from '../../../kernel/routes/reconciler.js';
 import { NODE_ANNOTATIONS, type AnyResource, type Node } from '../../../model/index.js';
-import { FakeRouteKernel } from './fake-route-kernel.js';
+import { FakeRouteKernel } from '../kernel/fake-route-kernel.js';
 
 type Call = [string, ...unknown[]];
 

@@ -30,7 +30,7 @@ describe('the arrows lint rule', () => {
   });
 
   it('resolves the path: ../x from a subfolder stays inside the part', async () => {
-    // felix/routes/ importing ../netlink/ is felix/netlink/, not a part called netlink
+    // kernel/routes/ importing ../netlink/ is kernel/netlink/, not a part called netlink
     expect(await arrowErrors('model/sub/ok.ts', "import { x } from '../cidr.js';\nvoid x;\n")).toEqual([]);
     expect(
       await arrowErrors('model/sub/bad.ts', "import { x } from '../../datastore/index.js';\nvoid x;\n"),

@@ -13,7 +13,7 @@ import {
   splitMessages,
   writeRouteRequest,
   type KernelRoute,
-} from '../../../felix/netlink/codec.js';
+} from '../../../kernel/netlink/codec.js';
 
 const concat = (bufs: Uint8Array[]): Buffer => Buffer.concat(bufs.map((b) => Buffer.from(b)));
 

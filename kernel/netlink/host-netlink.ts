@@ -2,10 +2,10 @@
 // fraction of a millisecond where an exec of ip(8) costs milliseconds. The socket belongs to the
 // agent's netns (the host's), where every host veth lives.
 import { FlagsNew, createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
-import { formatIp, type IpAddr } from '../../../model/index.js';
-import { ROUTE_PROTOCOL } from '../../../model/routing.js';
-import { netlinkRequest } from '../../../native/netlink.js';
-import { readText } from './sysfs.js';
+import { formatIp, type IpAddr } from '../../model/index.js';
+import { ROUTE_PROTOCOL } from '../../model/routing.js';
+import { netlinkRequest } from '../../native/netlink.js';
+import { readText } from '../sysfs.js';
 
 export const MAIN_TABLE = 254;
 export const AF_INET = 2;

@@ -1,8 +1,8 @@
 // The reconciler's behaviour over time against an in-memory kernel: adoption without flushing,
 // deferred deletion until synced, batching, drift repair, missing interfaces, foreign routes.
 import { afterEach, describe, expect, it } from 'vitest';
-import { RTN, RT_SCOPE, type KernelRoute } from '../../../felix/netlink/codec.js';
-import { RouteReconciler } from '../../../felix/routes/reconciler.js';
+import { RTN, RT_SCOPE, type KernelRoute } from '../../../kernel/netlink/codec.js';
+import { RouteReconciler } from '../../../kernel/routes/reconciler.js';
 import { FakeRouteKernel } from './fake-route-kernel.js';
 
 const v4 = (a: number, b: number, c: number, d: number) => Buffer.from([a, b, c, d]);

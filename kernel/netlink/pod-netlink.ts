@@ -8,10 +8,9 @@
 import { closeSync, openSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import { FlagsNew, createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
-import { inNetns } from '../../../native/netns.js';
-import { formatIp, parseIp, type IpAddr } from '../../../model/index.js';
-import { POD_GATEWAY_IPV4 } from '../../../model/routing.js';
-import type { VethSpec } from '../ports.js';
+import { inNetns } from '../../native/netns.js';
+import { formatIp, parseIp, type IpAddr } from '../../model/index.js';
+import { POD_GATEWAY_IPV4 } from '../../model/routing.js';
 import { AF_INET, AF_INET6, MAIN_TABLE, addressBytes, macBytes, netlinkErrno } from './host-netlink.js';
 
 // include/uapi/linux/if_link.h, veth.h
@@ -33,12 +32,19 @@ export interface PeerSpec {
 }
 
 /** The container end as it is created: name, MTU and MAC. */
-export interface ContainerEnd extends Pick<VethSpec, 'ifname' | 'mtu'> {
+export interface ContainerEnd {
+  /** CNI_IFNAME: the name it is born with inside the pod. */
+  ifname: string;
+  mtu: number;
   mac: string;
 }
 
 /** What the container end is configured with once the addresses are known. */
-export interface ContainerConfig extends Pick<VethSpec, 'ifname' | 'ips' | 'defaultRoute'> {
+export interface ContainerConfig {
+  ifname: string;
+  ips: IpAddr[];
+  /** The pod's default routes go through this interface (false for a Multus secondary). */
+  defaultRoute: boolean;
   /** The pods' gateway MAC (the host end's) and IPv6 link-local gateway. */
   gatewayMac: string;
   ipv6Gateway: string;

@@ -1,9 +1,9 @@
 // The reconciler's pure decisions: what to add, replace, delete or hold for a route key.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { RTN, RT_SCOPE, type KernelRoute } from '../../../felix/netlink/codec.js';
-import { decide, plan, kernelRouteFor, type PlanState } from '../../../felix/routes/plan.js';
-import { normalizeRoute, type DesiredRoute, type RouteClass } from '../../../felix/routes/types.js';
+import { RTN, RT_SCOPE, type KernelRoute } from '../../../kernel/netlink/codec.js';
+import { decide, plan, kernelRouteFor, type PlanState } from '../../../kernel/routes/plan.js';
+import { normalizeRoute, type DesiredRoute, type RouteClass } from '../../../kernel/routes/types.js';
 import { ValidationError } from '../../../model/errors.js';
 
 const links = new Map([

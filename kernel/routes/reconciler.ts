@@ -6,7 +6,7 @@
 // is complete (`setRoutes` or `markSynced`).
 import { performance } from 'node:perf_hooks';
 import { RTM_F_CLONED, RT_TABLE_MAIN, type KernelLink, type KernelRoute } from '../netlink/codec.js';
-import { RtnlRouteKernel, type KernelEvents, type RouteKernel } from '../netlink/kernel.js';
+import { RtnlRouteKernel, type KernelEvents, type RouteKernel } from '../netlink/route-kernel.js';
 import { parseCidr } from '../../model/cidr.js';
 import { decide, plan, type Change, type PlanState } from './plan.js';
 import {

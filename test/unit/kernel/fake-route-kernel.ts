@@ -7,8 +7,8 @@ import type {
   KernelRoute,
   RouteKernel,
   RouteRequest,
-} from '../../../felix/netlink/kernel.js';
-import { routeKey } from '../../../felix/routes/types.js';
+} from '../../../kernel/netlink/route-kernel.js';
+import { routeKey } from '../../../kernel/routes/types.js';
 
 const keyOf = (r: KernelRoute): string => `${r.table}|${routeKey(r.family, r.dst, r.dstLen, r.priority)}`;
 

@@ -11,7 +11,7 @@ export const harnessJs = `${root}dist/test/support/route-harness.js`;
 
 /** Compiles only the reconciler and what it imports (other folders' compile errors do not matter). */
 export async function buildHarness(): Promise<string> {
-  await execa('npx', ['tsc', '-p', `${root}test/integration/felix-routes/tsconfig.harness.json`], {
+  await execa('npx', ['tsc', '-p', `${root}test/integration/kernel-routes/tsconfig.harness.json`], {
     cwd: root,
     reject: false,
   });

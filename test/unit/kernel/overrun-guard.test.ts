@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseNetlinkTable } from '../../../felix/netlink/overrun-guard.js';
+import { parseNetlinkTable } from '../../../kernel/netlink/overrun-guard.js';
 
 const TABLE = `sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
 0000000066a95037 0   0          00000000 0        0        0     2        0        4
