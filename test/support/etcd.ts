@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
+import { ownedDirs, runningPids } from './exit-cleanup.js';
 import { stopProcess } from './netns.js';
 
 export const ETCD_BINARY = '/usr/bin/etcd';
@@ -16,6 +17,8 @@ export interface EtcdServerOptions {
   transport?: 'tcp' | 'unix';
   /** How long to wait for the server to answer; default 20 s. */
   readyTimeoutMs?: number;
+  /** The etcd executable; default Debian's (ETCD_BINARY). kube-cluster.ts passes the 3.6 it builds. */
+  binary?: string;
 }
 
 export interface EtcdServer {
@@ -37,7 +40,7 @@ export interface EtcdServer {
 /** Ports handed out by this process, so two servers in one file never get the same one. */
 const handedOut = new Set<number>();
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   for (;;) {
     const port = await new Promise<number>((resolve, reject) => {
       const srv = createServer();
@@ -55,20 +58,6 @@ async function freePort(): Promise<number> {
     }
   }
 }
-
-/** Servers still there when the worker exits are killed and removed, even if afterAll never ran. */
-const running = new Set<number>();
-const dirs = new Set<string>();
-process.once('exit', () => {
-  for (const pid of running) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
 
 interface Listeners {
   client: string;
@@ -99,7 +88,7 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
   // tmpfs when there is one: etcd fsyncs every write, and the tests measure tern, not the disk.
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   const dir = mkdtempSync(join(base, 'tern-etcd-'));
-  dirs.add(dir);
+  ownedDirs.add(dir);
   const dataDir = join(dir, 'data');
   const logFile = join(dir, 'etcd.log');
   let listeners: Listeners = await chooseListeners(transport, dir);
@@ -117,7 +106,7 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
   const launch = async () => {
     const out = openSync(logFile, 'a');
     const child = spawn(
-      ETCD_BINARY,
+      options.binary ?? ETCD_BINARY,
       [
         '--name=tern-test',
         `--data-dir=${dataDir}`,
@@ -132,11 +121,11 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
     );
     closeSync(out);
     pid = child.pid;
-    if (pid) running.add(pid);
+    if (pid) runningPids.add(pid);
     let exited: string | undefined;
     child.once('exit', (code, signal) => {
       exited = `etcd exited (code ${code}, signal ${signal})`;
-      if (child.pid) running.delete(child.pid);
+      if (child.pid) runningPids.delete(child.pid);
       if (pid === child.pid) pid = undefined;
     });
     client ??= new Etcd3({
@@ -173,7 +162,7 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
   const stopServer = async () => {
     const p = pid;
     await stopProcess(p);
-    if (p) running.delete(p);
+    if (p) runningPids.delete(p);
     pid = undefined;
   };
 
@@ -185,7 +174,7 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
     if (!removed) {
       removed = true;
       rmSync(dir, { recursive: true, force: true });
-      dirs.delete(dir);
+      ownedDirs.delete(dir);
     }
   };
 
