@@ -1,33 +1,29 @@
 // The node's own address. etcd mode: the source address of the interface that carries the
 // default route (the uplink), else the first global address on any non-pod interface (route
 // lookups only; no packet is sent). Kubernetes mode: from the Node object (nodeAddressFromNode).
-import { execa } from 'execa';
+import { readKernel } from '../kernel/netlink/snapshot.js';
+import { RT_SCOPE, RT_TABLE_MAIN } from '../kernel/netlink/codec.js';
+import { formatAddress } from '../kernel/routes/types.js';
 import { HOST_VETH_PREFIX, NODE_ANNOTATIONS, parseIp, type Node } from '../model/index.js';
 
-interface IpAddrJson {
-  ifname: string;
-  addr_info?: Array<{ family: string; local: string; scope: string; prefixlen: number }>;
-}
-
 export async function detectNodeAddress(family: 4 | 6): Promise<string | undefined> {
-  const flag = family === 4 ? '-4' : '-6';
-  const routes = JSON.parse(
-    (await execa('ip', ['-j', flag, 'route', 'show', 'default'])).stdout || '[]',
-  ) as Array<{
-    dev?: string;
-    prefsrc?: string;
-  }>;
-  const addrs = JSON.parse((await execa('ip', ['-j', flag, 'addr', 'show'])).stdout || '[]') as IpAddrJson[];
-  const globalOf = (ifname: string) =>
-    addrs.find((a) => a.ifname === ifname)?.addr_info?.find((i) => i.scope === 'global')?.local;
+  const { links, routes, addresses } = await readKernel(family);
+  const format = (bytes: Buffer) => formatAddress(family, bytes);
+  const globalOf = (index: number) => {
+    const a = addresses.find((x) => x.index === index && x.scope === RT_SCOPE.UNIVERSE);
+    return a && format(a.address);
+  };
+  // `ip route show default`: the main table's default routes, in the kernel's order.
   for (const r of routes) {
-    if (r.prefsrc) return r.prefsrc;
-    const a = r.dev ? globalOf(r.dev) : undefined;
+    if (r.dstLen !== 0 || r.table !== RT_TABLE_MAIN) continue;
+    if (r.prefsrc) return format(r.prefsrc);
+    const a = r.oif ? globalOf(r.oif) : undefined;
     if (a) return a;
   }
-  for (const a of addrs) {
-    if (a.ifname === 'lo' || a.ifname.startsWith(HOST_VETH_PREFIX)) continue;
-    const g = globalOf(a.ifname);
+  // Links in index order, as `ip addr show` lists them.
+  for (const l of [...links].sort((x, y) => x.index - y.index)) {
+    if (l.name === 'lo' || l.name.startsWith(HOST_VETH_PREFIX)) continue;
+    const g = globalOf(l.index);
     if (g) return g;
   }
   return undefined;

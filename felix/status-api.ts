@@ -1,33 +1,9 @@
 // The JSON routes ternctl reads from an agent (over its control socket).
-import { execa } from 'execa';
 import { bindingsOf } from '../ipam/index.js';
 import { ValidationError } from '../model/index.js';
 import type { ExplainQuery, Protocol } from '../policy/index.js';
 import type { Agent } from './agent.js';
 import type { StatusRoute } from './http-server.js';
-
-interface KernelRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  protocol?: string;
-  type?: string;
-}
-
-const PROTOCOL_CLASS: Record<string, string> = { '90': 'pod', '91': 'block', '92': 'bgp' };
-
-/** tern's routes as the kernel has them now (iproute2 prints unnamed protocols as numbers). */
-async function kernelRoutes(): Promise<Array<KernelRoute & { class: string }>> {
-  const out: Array<KernelRoute & { class: string }> = [];
-  for (const family of ['-4', '-6']) {
-    const { stdout } = await execa('ip', ['-j', family, 'route', 'show', 'table', 'main']);
-    for (const r of JSON.parse(stdout || '[]') as KernelRoute[]) {
-      const cls = PROTOCOL_CLASS[String(r.protocol)];
-      if (cls) out.push({ ...r, class: cls });
-    }
-  }
-  return out;
-}
 
 function explainPeer(text: unknown, field: string) {
   if (typeof text !== 'string' || !text) return undefined;
@@ -50,7 +26,7 @@ export function statusRoutes(agent: Agent): Record<string, StatusRoute> {
     }),
     '/v1/bgp/peers': async () => agent.bgp.peerStatuses(),
     '/v1/bgp/rib': async (url) => agent.bgp.rib(url.searchParams.get('prefix') ?? undefined),
-    '/v1/routes': async () => kernelRoutes(),
+    '/v1/routes': async () => agent.routes.installed(),
     '/v1/ipam': async () => ({
       pools: await agent.ipam.usage(),
       blocks: agent.view.blocksOf(agent.config.nodeName),

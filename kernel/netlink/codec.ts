@@ -18,6 +18,8 @@ export const RTM = {
   NEWLINK: 16,
   DELLINK: 17,
   GETLINK: 18,
+  NEWADDR: 20,
+  GETADDR: 22,
   NEWROUTE: 24,
   DELROUTE: 25,
   GETROUTE: 26,
@@ -43,11 +45,13 @@ export const RTM_F_CLONED = 0x200;
 export const RTNLGRP = { LINK: 1, IPV4_ROUTE: 7, IPV6_ROUTE: 11 } as const;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;
+const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, TABLE: 15 } as const;
+const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
 const IFLA_IFNAME = 3;
 const IFF_UP = 0x1;
 const RTMSG_LEN = 12;
 const IFINFOMSG_LEN = 16;
+const IFADDRMSG_LEN = 8;
 
 export type Family = 4 | 6;
 
@@ -70,6 +74,20 @@ export interface KernelRoute {
   gateway: Buffer | undefined;
   /** Metric (RTA_PRIORITY), 0 when absent. */
   priority: number;
+  /** Preferred source address (RTA_PREFSRC), when the route names one. */
+  prefsrc?: Buffer;
+}
+
+/** One interface address (RTM_NEWADDR). */
+export interface KernelAddress {
+  family: Family;
+  /** Interface index. */
+  index: number;
+  prefixLen: number;
+  /** ifa_scope (RT_SCOPE_*: 0 = global). */
+  scope: number;
+  /** The local address (IFA_LOCAL, else IFA_ADDRESS). */
+  address: Buffer;
 }
 
 export interface KernelLink {
@@ -185,13 +203,11 @@ export function writeRouteRequest(
   return off;
 }
 
-/** A dump request (`RTM_GETROUTE` or `RTM_GETLINK`) for one address family (0 = all). */
-export function dumpRequest(
-  type: typeof RTM.GETROUTE | typeof RTM.GETLINK,
-  family: number,
-  seq: number,
-): Buffer {
-  const bodyLen = type === RTM.GETROUTE ? RTMSG_LEN : IFINFOMSG_LEN;
+export type DumpType = typeof RTM.GETROUTE | typeof RTM.GETLINK | typeof RTM.GETADDR;
+
+/** A dump request (`RTM_GETROUTE`, `RTM_GETLINK` or `RTM_GETADDR`) for one address family (0 = all). */
+export function dumpRequest(type: DumpType, family: number, seq: number): Buffer {
+  const bodyLen = type === RTM.GETROUTE ? RTMSG_LEN : type === RTM.GETADDR ? IFADDRMSG_LEN : IFINFOMSG_LEN;
   const buf = Buffer.alloc(NLMSG_HDRLEN + bodyLen);
   w32(buf, buf.length, 0);
   w16(buf, type, 4);
@@ -244,6 +260,9 @@ export function decodeRoute(p: Buffer): KernelRoute | undefined {
       case RTA.TABLE:
         route.table = u32(p, data);
         break;
+      case RTA.PREFSRC:
+        if (len - 4 === addrLen) route.prefsrc = Buffer.from(p.subarray(data, data + addrLen));
+        break;
     }
     off += align4(len);
   }
@@ -268,4 +287,30 @@ export function decodeLink(p: Buffer): KernelLink | undefined {
     off += align4(len);
   }
   return { index, name, up };
+}
+
+/** Decodes an RTM_NEWADDR payload; undefined for families other than IPv4/IPv6. */
+export function decodeAddress(p: Buffer): KernelAddress | undefined {
+  if (p.length < IFADDRMSG_LEN) return undefined;
+  const af = p[0];
+  if (af !== AF_INET && af !== AF_INET6) return undefined;
+  const family: Family = af === AF_INET ? 4 : 6;
+  const addrLen = family === 4 ? 4 : 16;
+  let local: Buffer | undefined;
+  let address: Buffer | undefined;
+  let off = IFADDRMSG_LEN;
+  while (off + 4 <= p.length) {
+    const len = u16(p, off);
+    if (len < 4 || off + len > p.length) break;
+    const type = u16(p, off + 2) & 0x3fff;
+    if (len - 4 === addrLen && (type === IFA.LOCAL || type === IFA.ADDRESS)) {
+      const bytes = Buffer.from(p.subarray(off + 4, off + 4 + addrLen));
+      if (type === IFA.LOCAL) local = bytes;
+      else address = bytes;
+    }
+    off += align4(len);
+  }
+  const chosen = local ?? address;
+  if (!chosen) return undefined;
+  return { family, index: u32(p, 4), prefixLen: p[1]!, scope: p[3]!, address: chosen };
 }

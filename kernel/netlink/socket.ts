@@ -1,7 +1,7 @@
 // rtnetlink sockets on top of the `netlink` package's native socket: a request socket that
 // pipelines many route changes into few sendmsg calls, and a monitor socket for notifications.
 import { RawNetlinkSocket } from 'netlink';
-import type { RTM } from './codec.js';
+import type { DumpType } from './codec.js';
 import { OverrunGuard } from './overrun-guard.js';
 import {
   NLM_F,
@@ -150,11 +150,7 @@ export class RtnlRequestSocket {
    * Dumps routes or links of one family and decodes each message with `decode`. Retries when the
    * kernel flags the dump as interrupted (the table changed while it was being read).
    */
-  async dump<T>(
-    type: typeof RTM.GETROUTE | typeof RTM.GETLINK,
-    family: number,
-    decode: (payload: Buffer) => T | undefined,
-  ): Promise<T[]> {
+  async dump<T>(type: DumpType, family: number, decode: (payload: Buffer) => T | undefined): Promise<T[]> {
     for (let attempt = 0; ; attempt++) {
       const items: T[] = [];
       let interrupted = false;

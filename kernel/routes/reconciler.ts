@@ -5,7 +5,7 @@
 // adopts what is there and deletes stale routes of a class only once that class's desired state
 // is complete (`setRoutes` or `markSynced`).
 import { performance } from 'node:perf_hooks';
-import { RTM_F_CLONED, RT_TABLE_MAIN, type KernelLink, type KernelRoute } from '../netlink/codec.js';
+import { RTM_F_CLONED, RTN, RT_TABLE_MAIN, type KernelLink, type KernelRoute } from '../netlink/codec.js';
 import { RtnlRouteKernel, type KernelEvents, type RouteKernel } from '../netlink/route-kernel.js';
 import { parseCidr } from '../../model/cidr.js';
 import { decide, plan, type Change, type PlanState } from './plan.js';
@@ -90,6 +90,16 @@ const BULK_VERIFY_DELAY_MS = 500;
 const MIN_REPAIR_RESYNC_GAP_MS = 1000;
 
 type Queued = { route: ['new' | 'del', KernelRoute] } | { link: ['new' | 'del', KernelLink] };
+
+/** One of tern's routes in the kernel, as the status API reports it. */
+export interface InstalledRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  type?: 'blackhole';
+  protocol: string;
+  class: RouteClass;
+}
 
 export class RouteReconciler {
   private readonly log: ReconcilerLogger;
@@ -224,6 +234,30 @@ export class RouteReconciler {
   /** The desired routes of a class as given (canonical destination text). */
   desiredRoutes(cls: RouteClass): string[] {
     return [...this.desired[cls].values()].map((d) => d.dstText);
+  }
+
+  /**
+   * tern's routes as the kernel has them: the reconciler's mirror of the table (dumped at start and
+   * at each resync, kept by notifications and the kernel's answers), formatted as `ip -j route`
+   * does (a host route's destination without its /32 or /128).
+   */
+  installed(): InstalledRoute[] {
+    const out: InstalledRoute[] = [];
+    for (const r of this.ours.values()) {
+      const cls = classOfProtocol(r.protocol);
+      if (!cls) continue;
+      const dst = formatAddress(r.family, r.dst);
+      const dev = this.linkNames.get(r.oif);
+      out.push({
+        dst: r.dstLen === (r.family === 4 ? 32 : 128) ? dst : `${dst}/${r.dstLen}`,
+        ...(r.gateway ? { gateway: formatAddress(r.family, r.gateway) } : {}),
+        ...(dev ? { dev } : {}),
+        ...(r.type === RTN.BLACKHOLE ? { type: 'blackhole' } : {}),
+        protocol: String(r.protocol),
+        class: cls,
+      });
+    }
+    return out;
   }
 
   stats(): ReconcilerStats {

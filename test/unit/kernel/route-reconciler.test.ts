@@ -68,6 +68,35 @@ describe('RouteReconciler', () => {
     expect([...kernel.routes.values()].some((x) => x.protocol === 91)).toBe(true);
   });
 
+  it('reports the routes of ours the kernel holds (adopted and programmed) as ip -j route does, foreign ones left out', async () => {
+    const { r } = setup((k) => {
+      k.routes.set(
+        'block',
+        route({ dst: v4(10, 0, 0, 0), dstLen: 26, protocol: 91, type: RTN.BLACKHOLE, oif: 0 }),
+      );
+      k.routes.set('foreign', route({ dst: v4(10, 9, 9, 0), dstLen: 24, protocol: 4 }));
+    });
+    await r.start();
+    r.upsert('pod', { dst: '10.0.0.5/32', dev: 'ternaaaaaaaaaaa' });
+    r.upsert('bgp', { dst: '10.1.0.0/26', via: '10.0.0.1' });
+    await r.whenIdle();
+    const byDst = new Map(r.installed().map((x) => [x.dst, x]));
+    expect([...byDst.keys()].sort()).toEqual(['10.0.0.0/26', '10.0.0.5', '10.1.0.0/26']);
+    expect(byDst.get('10.0.0.0/26')).toEqual({
+      dst: '10.0.0.0/26',
+      type: 'blackhole',
+      protocol: '91',
+      class: 'block',
+    });
+    expect(byDst.get('10.0.0.5')).toEqual({
+      dst: '10.0.0.5',
+      dev: 'ternaaaaaaaaaaa',
+      protocol: '90',
+      class: 'pod',
+    });
+    expect(byDst.get('10.1.0.0/26')).toMatchObject({ gateway: '10.0.0.1', protocol: '92', class: 'bgp' });
+  });
+
   it('sends a thousand changes made in one turn as one batch', async () => {
     const { kernel, r } = setup();
     await r.start();
