@@ -313,7 +313,8 @@ export class Agent {
       });
     }
     if (kind === 'IPAMBlock') this.deferred.localRoutes = true;
-    if (['Pod', 'Namespace', 'NetworkPolicy', 'IPAMBlock'].includes(kind)) this.deferred.policy = true;
+    if (['Pod', 'Namespace', 'NetworkPolicy', 'ClusterNetworkPolicy', 'IPAMBlock'].includes(kind))
+      this.deferred.policy = true;
     this.scheduleDeferred();
   }
 

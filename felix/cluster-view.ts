@@ -15,6 +15,7 @@ export const FOLLOWED_KINDS = [
   'Pod',
   'Namespace',
   'NetworkPolicy',
+  'ClusterNetworkPolicy',
 ] as const satisfies readonly Kind[];
 export type FollowedKind = (typeof FOLLOWED_KINDS)[number];
 
@@ -49,6 +50,7 @@ export class ClusterView {
       Pod: make('Pod'),
       Namespace: make('Namespace'),
       NetworkPolicy: make('NetworkPolicy'),
+      ClusterNetworkPolicy: make('ClusterNetworkPolicy'),
     };
     this.informers.IPAMBlock.on({
       onChange: (e) => {

@@ -28,6 +28,7 @@ export class PolicyController {
     pods: new Map<string, string>(),
     namespaces: new Map<string, string>(),
     policies: new Map<string, string>(),
+    clusterPolicies: new Map<string, string>(),
   };
   private syncQueued = false;
   /** Addresses of local attachments known from CNI before the IPAM watch reports them. */
@@ -77,6 +78,21 @@ export class PolicyController {
         this.engine.removePolicy(ns, name);
       }) || changed;
     this.fed.policies = policies;
+
+    const clusterPolicies = new Map<string, string>();
+    for (const cnp of this.o.view.list('ClusterNetworkPolicy')) {
+      const text = JSON.stringify(cnp.spec);
+      clusterPolicies.set(cnp.metadata.name, text);
+      if (this.fed.clusterPolicies.get(cnp.metadata.name) !== text) {
+        this.engine.upsertClusterPolicy(cnp); // logs the rules that fail closed
+        changed = true;
+      }
+    }
+    changed =
+      this.removeGone(this.fed.clusterPolicies, clusterPolicies, (name) =>
+        this.engine.removeClusterPolicy(name),
+      ) || changed;
+    this.fed.clusterPolicies = clusterPolicies;
 
     const addresses = this.o.view.podAddresses();
     const pods = new Map<string, string>();

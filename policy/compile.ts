@@ -1,7 +1,7 @@
 // The pure compiler: resources in, desired sets and chains (and their restore text) out.
 // It is the incremental PolicyState fed everything at once, so the agent's incremental path and
 // this one cannot disagree.
-import type { NetworkPolicy } from '../model/index.js';
+import type { ClusterNetworkPolicy, NetworkPolicy } from '../model/index.js';
 import { restoreTexts, type RestoreTexts } from './restore-text.js';
 import { PolicyState } from './state.js';
 import type { DesiredState, Family, Marks, PolicyNamespace, PolicyPod } from './types.js';
@@ -12,6 +12,8 @@ export interface CompileInput {
   readonly pods: readonly PolicyPod[];
   readonly namespaces: readonly PolicyNamespace[];
   readonly policies: readonly NetworkPolicy[];
+  /** ClusterNetworkPolicies (Admin and Baseline tiers). */
+  readonly clusterPolicies?: readonly ClusterNetworkPolicy[];
   readonly families?: readonly Family[];
   readonly marks?: Marks;
 }
@@ -29,8 +31,12 @@ export function compile(input: CompileInput): Compiled {
   for (const ns of input.namespaces) state.upsertNamespace(ns);
   for (const pod of input.pods) state.upsertPod(pod);
   const warnings = new Map<string, readonly string[]>();
-  for (const np of input.policies) {
-    const rules = state.upsertNetworkPolicy(np);
+  const upserts = [
+    ...input.policies.map((np) => () => state.upsertNetworkPolicy(np)),
+    ...(input.clusterPolicies ?? []).map((cnp) => () => state.upsertClusterNetworkPolicy(cnp)),
+  ];
+  for (const upsert of upserts) {
+    const rules = upsert();
     if (rules.warnings.length > 0) warnings.set(rules.id, rules.warnings);
   }
   const desired = state.render();

@@ -4,7 +4,7 @@
 // endpoints it selects. CNI ADD waits on endpointProgrammed() for the new pod.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { UnavailableError, type NetworkPolicy } from '../model/index.js';
+import { UnavailableError, type ClusterNetworkPolicy, type NetworkPolicy } from '../model/index.js';
 import { PolicyApplier, type ApplyStats } from './applier.js';
 import { explain, type Explanation, type ExplainQuery } from './explain.js';
 import type { Runner } from './runner.js';
@@ -91,7 +91,24 @@ export class PolicyEngine {
     this.generation++;
   }
 
-  /** For future tiers (ClusterNetworkPolicy): a policy already in the rule model. */
+  /** Returns the policy's warnings (peer types tern does not implement, failing closed). */
+  upsertClusterPolicy(cnp: ClusterNetworkPolicy): readonly string[] {
+    const rules = this.state.upsertClusterNetworkPolicy(cnp);
+    this.generation++;
+    if (rules.warnings.length > 0)
+      this.log?.warn(
+        { policy: rules.id, warnings: rules.warnings },
+        'cluster network policy partly unsupported',
+      );
+    return rules.warnings;
+  }
+
+  removeClusterPolicy(name: string): void {
+    this.state.removeClusterNetworkPolicy(name);
+    this.generation++;
+  }
+
+  /** A policy already in the rule model (any tier). */
   upsertPolicyRules(policy: PolicyRules): void {
     this.state.upsertPolicyRules(policy);
     this.generation++;

@@ -159,6 +159,9 @@ function decide(state: PolicyState, subject: PolicyPod, direction: Direction, fl
   if (policies.length === 0) {
     return { ...base, verdict: 'allow', text: `${pod}: no policy selects it for ${direction}; not isolated` };
   }
+  // Pass rules met on the way, for the text: they explain why a later tier decided.
+  const passed: string[] = [];
+  const via = () => (passed.length > 0 ? ` (after ${passed.join(', ')})` : '');
   for (const tier of TIERS) {
     const inTier = policies.filter((p) => p.tier === tier.name);
     if (inTier.length === 0) continue;
@@ -171,19 +174,24 @@ function decide(state: PolicyState, subject: PolicyPod, direction: Direction, fl
         policy: hit.policy.id,
         tier: tier.name,
         rule: hit.rule.origin,
-        text: `${pod}: ${direction} ${verdict === 'allow' ? 'allowed' : 'denied'} by ${hit.policy.id} ${hit.rule.origin}`,
+        text: `${pod}: ${direction} ${verdict === 'allow' ? 'allowed' : 'denied'} by ${hit.policy.id} ${hit.rule.origin}, ${tier.name} tier${via()}`,
       };
     }
+    if (hit) passed.push(`pass by ${hit.policy.id} ${hit.rule.origin}, ${tier.name} tier`);
     if (!hit && tier.onNoMatch === 'deny') {
       return {
         ...base,
         verdict: 'deny',
         tier: tier.name,
-        text: `${pod}: isolated for ${direction} by ${inTier.map((p) => p.id).join(', ')}; no rule allows this traffic`,
+        text: `${pod}: isolated for ${direction} by ${inTier.map((p) => p.id).join(', ')}; no rule allows this traffic${via()}`,
       };
     }
   }
-  return { ...base, verdict: 'allow', text: `${pod}: no tier decided ${direction}; allowed by default` };
+  return {
+    ...base,
+    verdict: 'allow',
+    text: `${pod}: no tier decided ${direction}; allowed by default${via()}`,
+  };
 }
 
 function firstMatch(

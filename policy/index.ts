@@ -17,5 +17,6 @@ export { hostRunner, netnsRunner, CommandError, type Runner, type LongLivedProce
 export { IpsetSession, RestoreSession } from './restore-session.js';
 export { policyPodFromResource, policyNamespaceFromResource } from './pod-input.js';
 export { networkPolicyRules, networkPolicyId } from './network-policy.js';
+export { clusterNetworkPolicyRules, clusterNetworkPolicyId } from './cluster-network-policy.js';
 export { restoreTexts, type RestoreTexts } from './restore-text.js';
 export { CHAINS, endpointChain, policyChain, setName } from './names.js';

@@ -3,7 +3,8 @@
 // against the live sets (so a label change touches set members, not chains); a policy change
 // re-renders its own chains and the endpoints it selects. `render()` re-renders only what
 // changed and returns an immutable snapshot sharing the unchanged parts.
-import { type Labels, type NetworkPolicy } from '../model/index.js';
+import { type ClusterNetworkPolicy, type Labels, type NetworkPolicy } from '../model/index.js';
+import { clusterNetworkPolicyId, clusterNetworkPolicyRules } from './cluster-network-policy.js';
 import { CHAINS, endpointChain, policyChain, setName } from './names.js';
 import { cidrMembers, namespaceLabels, podMembers, selectsPod, setType, specFamilies } from './membership.js';
 import { networkPolicyId, networkPolicyRules } from './network-policy.js';
@@ -210,6 +211,16 @@ export class PolicyState {
 
   removeNetworkPolicy(namespace: string, name: string): void {
     this.removePolicyRules(networkPolicyId(namespace, name));
+  }
+
+  upsertClusterNetworkPolicy(cnp: ClusterNetworkPolicy): PolicyRules {
+    const rules = clusterNetworkPolicyRules(cnp);
+    this.upsertPolicyRules(rules);
+    return rules;
+  }
+
+  removeClusterNetworkPolicy(name: string): void {
+    this.removePolicyRules(clusterNetworkPolicyId(name));
   }
 
   /** Any tier's policy, already in the rule model. */

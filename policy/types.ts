@@ -1,7 +1,6 @@
 // The policy compiler's inputs (normalised pods and namespaces) and its intermediate rule
-// model: ordered tiers of policies, each a list of rules with an action. Only the
-// NetworkPolicy tier is populated today; the Admin and Baseline tiers of sig-network's
-// ClusterNetworkPolicy slot in by producing PolicyRules with another `tier`.
+// model: ordered tiers of policies, each a list of rules with an action. NetworkPolicy fills
+// the `networkpolicy` tier, ClusterNetworkPolicy the `admin` and `baseline` tiers.
 import type { Labels, LabelSelector } from '../model/index.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -54,7 +53,8 @@ export interface TierDef {
 export const TIERS: readonly TierDef[] = [
   { name: 'admin', onNoMatch: 'next', canPass: true },
   { name: 'networkpolicy', onNoMatch: 'deny', canPass: false },
-  { name: 'baseline', onNoMatch: 'next', canPass: false },
+  // Pass in Baseline skips the rest of Baseline, i.e. to the default (allowed).
+  { name: 'baseline', onNoMatch: 'next', canPass: true },
 ];
 
 // ---- sets ----------------------------------------------------------------------------------

@@ -75,6 +75,52 @@ describe('PolicyController', () => {
     expect(t.controller.engine.explain('x', 'web').selectedBy.ingress).toEqual([]);
   });
 
+  it('a ClusterNetworkPolicy reaches the engine in its tier, changes and deletion follow', async () => {
+    const t = await setup();
+    await t.ds.create(ns('x'));
+    await t.ds.create(ns('y'));
+    await t.ds.create(pod('x', 'web', {}));
+    await t.ds.create(pod('y', 'client', {}));
+    t.controller.attached('y', 'client', ['10.244.1.7'], 'eth0');
+    t.controller.attached('x', 'web', ['10.244.0.7'], 'eth0');
+    const cnp = {
+      apiVersion: 'policy.networking.k8s.io/v1beta1',
+      kind: 'ClusterNetworkPolicy',
+      metadata: { name: 'deny-y' },
+      spec: {
+        tier: 'Admin',
+        priority: 3,
+        subject: { namespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'x' } } },
+        ingress: [
+          {
+            name: 'no y',
+            action: 'Deny',
+            from: [{ namespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } } }],
+          },
+        ],
+      },
+    } as AnyResource;
+    const created = await t.ds.create(cnp);
+    await t.settle();
+    const from = () =>
+      t.controller.engine.explain('x', 'web', { from: { pod: { namespace: 'y', name: 'client' } } });
+    expect(from().decisions.at(-1)).toMatchObject({
+      verdict: 'deny',
+      tier: 'admin',
+      policy: 'clusternetworkpolicy:deny-y',
+      rule: 'ingress[0] (no y)',
+    });
+    await t.ds.update({
+      ...created,
+      spec: { ...(created as typeof cnp & { spec: object }).spec, tier: 'Baseline' },
+    } as AnyResource);
+    await t.settle();
+    expect(from().decisions.at(-1)).toMatchObject({ verdict: 'deny', tier: 'baseline' });
+    await t.ds.delete('ClusterNetworkPolicy', { name: 'deny-y' });
+    await t.settle();
+    expect(from().verdict).toBe('allow');
+  });
+
   it('namespaces get their name label even when the stored object lacks it; pod addresses come from IPAM blocks', async () => {
     const t = await setup();
     await t.ds.create({

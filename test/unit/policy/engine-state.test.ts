@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import type { NetworkPolicy } from '../../../model/index.js';
+import type { ClusterNetworkPolicy, NetworkPolicy } from '../../../model/index.js';
 import {
   compile,
   endpointChain,
@@ -53,29 +53,71 @@ const policyPool: NetworkPolicy[] = [
   }),
 ];
 
+const cnp = (name: string, spec: ClusterNetworkPolicy['spec']): ClusterNetworkPolicy => ({
+  apiVersion: 'policy.networking.k8s.io/v1beta1',
+  kind: 'ClusterNetworkPolicy',
+  metadata: { name },
+  spec,
+});
+const clusterPool: ClusterNetworkPolicy[] = [
+  cnp('admin-pass-blue', {
+    tier: 'Admin',
+    priority: 1,
+    subject: {
+      pods: {
+        namespaceSelector: { matchLabels: { team: 'red' } },
+        podSelector: { matchLabels: { pod: 'a' } },
+      },
+    },
+    ingress: [{ action: 'Pass', from: [{ namespaces: { matchLabels: { team: 'blue' } } }] }],
+    egress: [
+      {
+        action: 'Deny',
+        to: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { pod: 'c' } } } }],
+      },
+    ],
+  }),
+  cnp('baseline-metrics', {
+    tier: 'Baseline',
+    priority: 5,
+    subject: { namespaces: {} },
+    ingress: [
+      { action: 'Deny', from: [{ namespaces: {} }], protocols: [{ destinationNamedPort: 'serve-80-tcp' }] },
+    ],
+    egress: [{ action: 'Accept', to: [{ networks: ['10.0.1.0/24', 'fd00::/64'] }] }],
+  }),
+];
+
 type Op =
   | { kind: 'label'; pod: number; value: string }
   | { kind: 'remove-pod'; pod: number }
   | { kind: 'ns'; ns: number; team: string }
-  | { kind: 'policy'; index: number; on: boolean };
+  | { kind: 'policy'; index: number; on: boolean }
+  | { kind: 'cluster-policy'; index: number; on: boolean };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('label' as const), pod: fc.nat(5), value: fc.constantFrom(...labelValues) }),
   fc.record({ kind: fc.constant('remove-pod' as const), pod: fc.nat(5) }),
   fc.record({ kind: fc.constant('ns' as const), ns: fc.nat(1), team: fc.constantFrom('red', 'blue') }),
   fc.record({ kind: fc.constant('policy' as const), index: fc.nat(policyPool.length - 1), on: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('cluster-policy' as const),
+    index: fc.nat(clusterPool.length - 1),
+    on: fc.boolean(),
+  }),
 );
 
 describe('PolicyState incremental updates', () => {
   const universe: PolicyPod[] = [...pods, pod('x', 'c', 3, true), pod('y', 'c', 3, false)];
 
-  test('any sequence of pod, namespace and policy changes renders what a full compile of the end state renders', () => {
+  test('any sequence of pod, namespace, NetworkPolicy and ClusterNetworkPolicy changes renders what a full compile of the end state renders', () => {
     fc.assert(
       fc.property(fc.array(fc.array(opArb, { maxLength: 4 }), { minLength: 1, maxLength: 8 }), (batches) => {
         const state = new PolicyState({ nodeName: NODE });
         const current = new Map(universe.map((p) => [`${p.namespace}/${p.name}`, p]));
         const nsLabels = new Map(namespaces.map((n) => [n.name, n.labels]));
         const active = new Set<number>();
+        const activeCluster = new Set<number>();
         for (const n of namespaces) state.upsertNamespace(n);
         for (const p of universe) state.upsertPod(p);
         for (const batch of batches) {
@@ -93,6 +135,14 @@ describe('PolicyState incremental updates', () => {
               const name = namespaces[op.ns]!.name;
               nsLabels.set(name, { team: op.team });
               state.upsertNamespace({ name, labels: { team: op.team } });
+            } else if (op.kind === 'cluster-policy') {
+              if (op.on) {
+                activeCluster.add(op.index);
+                state.upsertClusterNetworkPolicy(clusterPool[op.index]!);
+              } else {
+                activeCluster.delete(op.index);
+                state.removeClusterNetworkPolicy(clusterPool[op.index]!.metadata.name);
+              }
             } else if (op.on) {
               active.add(op.index);
               state.upsertNetworkPolicy(policyPool[op.index]!);
@@ -107,6 +157,7 @@ describe('PolicyState incremental updates', () => {
             pods: [...current.values()],
             namespaces: [...nsLabels].map(([name, labels]) => ({ name, labels })),
             policies: [...active].sort().map((i) => policyPool[i]!),
+            clusterPolicies: [...activeCluster].sort().map((i) => clusterPool[i]!),
           });
           sameState(state.render(), full.desired);
         }
