@@ -108,6 +108,8 @@ export class Agent {
     this.syncLocalRoutes();
     await this.bgp.reconcile();
     this.policy.refresh();
+    // Before the CNI socket listens: no pod is ever plumbed without source validation.
+    await this.policy.engine.installSourceValidation();
     this.policy.engine.startDriftCheck();
 
     this.cni = new CniServer({
@@ -131,6 +133,7 @@ export class Agent {
       peers: () => this.bgp.peerStatuses(),
       ipamUsage: () => this.ipam.usage(),
       routes: () => this.routes.stats(),
+      spoofDrops: () => this.policy.engine.spoofDrops(),
     });
     this.ready = true;
     this.log.info({ cniSocket: c.cniSocket, controlSocket: c.controlSocket }, 'agent ready');

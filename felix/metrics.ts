@@ -13,6 +13,8 @@ export interface MetricSources {
   }>;
   ipamUsage(): Promise<ReadonlyArray<{ pool: string; addresses: { used: number; free: number } }>>;
   routes(): { installed: number; waiting: number; conflicts: number; desired: Record<string, number> };
+  /** Forged-source packets the raw table dropped (kernel rule counters). */
+  spoofDrops(): Promise<ReadonlyArray<{ family: 4 | 6; reason: string; packets: number }>>;
 }
 
 export class AgentMetrics {
@@ -103,6 +105,21 @@ export class AgentMetrics {
         this.set({ state: 'installed' }, r.installed);
         this.set({ state: 'waiting' }, r.waiting);
         this.set({ state: 'conflict' }, r.conflicts);
+      },
+    });
+
+    new Counter({
+      name: 'tern_spoofed_packets_dropped_total',
+      help: "Packets from a pod interface whose source address is not that pod's, dropped before conntrack, by family and reason",
+      labelNames: ['family', 'reason'] as const,
+      registers: [this.registry],
+      async collect() {
+        const drops =
+          (await sources()
+            ?.spoofDrops()
+            .catch(() => undefined)) ?? [];
+        this.reset();
+        for (const d of drops) this.inc({ family: `ipv${d.family}`, reason: d.reason }, d.packets);
       },
     });
   }

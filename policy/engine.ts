@@ -8,6 +8,7 @@ import { UnavailableError, type ClusterNetworkPolicy, type NetworkPolicy } from 
 import { PolicyApplier, type ApplyStats } from './applier.js';
 import { explain, type Explanation, type ExplainQuery } from './explain.js';
 import type { Runner } from './runner.js';
+import { SourceValidation, type SpoofDrops } from './source-validation.js';
 import { PolicyState, type PolicyStateOptions } from './state.js';
 import {
   podKey,
@@ -49,11 +50,35 @@ export class PolicyEngine {
   private queued: Promise<SyncResult> | null = null;
   private tail: Promise<unknown> = Promise.resolve();
   private driftTimer: NodeJS.Timeout | undefined;
+  private readonly sourceValidation: SourceValidation;
+  private sourceValidated = false;
 
   constructor(options: PolicyEngineOptions) {
     this.state = new PolicyState(options);
     this.applier = new PolicyApplier(options.runner, { sessions: options.restoreSessions ?? true });
+    this.sourceValidation = new SourceValidation(options.runner, this.state.families);
     this.log = options.logger;
+  }
+
+  /**
+   * Puts source validation in place (raw table, see source-validation.ts) and keeps it there:
+   * checkDrift() repairs it from now on. The agent awaits this before its CNI socket listens, so
+   * no pod it plumbs ever has a moment to forge.
+   */
+  installSourceValidation(): Promise<void> {
+    const run = this.tail
+      .catch(() => undefined)
+      .then(async () => {
+        await this.sourceValidation.apply();
+        this.sourceValidated = true;
+      });
+    this.tail = run;
+    return run;
+  }
+
+  /** Forged-source packets dropped so far, per family and reason (empty before install). */
+  async spoofDrops(): Promise<SpoofDrops[]> {
+    return this.sourceValidated ? this.sourceValidation.drops() : [];
   }
 
   upsertPod(pod: PolicyPod): void {
@@ -164,13 +189,22 @@ export class PolicyEngine {
     const run = this.tail
       .catch(() => undefined)
       .then(async () => {
-        if (!this.applied) return [];
-        const drift = await this.applier.drift(this.applied);
-        if (drift.length > 0) {
-          this.log?.warn({ drift }, 'policy dataplane drifted; repairing');
+        const drift: string[] = [];
+        if (this.sourceValidated) {
+          const raw = await this.sourceValidation.drift();
+          if (raw.length > 0) {
+            this.log?.warn({ drift: raw }, 'source validation drifted; repairing');
+            await this.sourceValidation.apply();
+          }
+          drift.push(...raw);
+        }
+        if (!this.applied) return drift;
+        const filter = await this.applier.drift(this.applied);
+        if (filter.length > 0) {
+          this.log?.warn({ drift: filter }, 'policy dataplane drifted; repairing');
           await this.applier.applyFull(this.applied);
         }
-        return drift;
+        return [...drift, ...filter];
       });
     this.tail = run;
     return run;
@@ -197,6 +231,8 @@ export class PolicyEngine {
   async uninstall(): Promise<void> {
     this.stopDriftCheck();
     await this.tail.catch(() => undefined);
+    await this.sourceValidation.remove();
+    this.sourceValidated = false;
     await this.applier.removeAll(this.state.families);
     this.applied = null;
     await this.applier.close();

@@ -20,3 +20,11 @@ export { networkPolicyRules, networkPolicyId } from './network-policy.js';
 export { clusterNetworkPolicyRules, clusterNetworkPolicyId } from './cluster-network-policy.js';
 export { restoreTexts, type RestoreTexts } from './restore-text.js';
 export { CHAINS, endpointChain, policyChain, setName } from './names.js';
+export {
+  SourceValidation,
+  SOURCE_CHAINS,
+  SPOOF_REASONS,
+  sourceValidationChains,
+  type SpoofDrops,
+  type SpoofReason,
+} from './source-validation.js';

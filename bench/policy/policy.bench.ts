@@ -3,12 +3,12 @@
 // connection rates between two real pods with those policies against none. All in namespaces.
 import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { execa } from 'execa';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { compile, netnsRunner, PolicyApplier, PolicyEngine, type Compiled } from '../../policy/index.js';
-import { NetnsSet, stopProcess } from '../../test/support/netns.js';
+import { NetnsSet } from '../../test/support/netns.js';
 import { LAB_NODE, PolicyLab } from '../../test/support/policy-lab.js';
 import { apps, benchCluster, LOCAL, NAMESPACES, PODS, tiers } from './cluster.js';
+import { PodRates } from './rates.js';
 
 // ---- measurement helpers ----------------------------------------------------------------------
 
@@ -21,78 +21,22 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-const ECHO_SERVER = String.raw`
-require('node:net').createServer((s) => { s.setNoDelay(true); s.on('error', () => {}); s.pipe(s); }).listen(7000, '0.0.0.0');
-`;
-// mode rr: one connection, 64-byte ping-pong for durationMs; mode conn: a new connection per exchange.
-const CLIENT = String.raw`
-const net = require('node:net');
-const [host, mode, ms] = process.argv.slice(1);
-const end = Date.now() + Number(ms);
-const msg = Buffer.alloc(64, 120);
-let n = 0;
-function rr() {
-  const c = net.connect(7000, host, () => { c.setNoDelay(true); c.write(msg); });
-  let got = 0;
-  c.on('data', (d) => { got += d.length; if (got >= 64) { got -= 64; n++; if (Date.now() < end) c.write(msg); else { c.destroy(); console.log(n); } } });
-}
-function conn() {
-  if (Date.now() >= end) return console.log(n);
-  const c = net.connect(7000, host, () => c.write(msg));
-  c.on('data', () => { n++; c.destroy(); conn(); });
-  c.on('error', () => { console.log(-1); process.exit(1); });
-}
-// Stop one second past the deadline whatever happens (a dropped SYN would wait for minutes).
-setTimeout(() => { console.log(n); process.exit(n > 0 ? 0 : 1); }, Number(ms) + 1000).unref();
-mode === 'rr' ? rr() : conn();
-`;
-
 let lab: PolicyLab;
 const scratch = new NetnsSet();
-let serverPid: number | undefined;
+let rates: PodRates;
 
 beforeAll(async () => {
   lab = await PolicyLab.create({ namespaces: ['ns0'], pods: ['client', 'server'] });
-  // The connection-rate rounds open ~30k connections; without these the client's ephemeral ports
-  // sit in TIME_WAIT half-way through and every later round (with or without policy) collapses.
-  for (const [key, value] of [
-    ['net.ipv4.tcp_tw_reuse', '1'],
-    ['net.ipv4.ip_local_port_range', '1024 65000'],
-  ])
-    await execa('ip', ['netns', 'exec', lab.pod('ns0/client').netns, 'sysctl', '-qw', `${key}=${value}`]);
-  const server = execa(
-    'ip',
-    ['netns', 'exec', lab.pod('ns0/server').netns, process.execPath, '-e', ECHO_SERVER],
-    {
-      reject: false,
-    },
-  );
-  serverPid = server.pid;
-  await new Promise((r) => setTimeout(r, 500));
+  rates = await PodRates.start(lab.pod('ns0/client'), lab.pod('ns0/server'));
 }, 120_000);
 
 afterAll(async () => {
-  await stopProcess(serverPid);
+  await rates?.stop();
   await lab?.cleanup();
   await scratch.cleanup();
 });
 
-async function rate(mode: 'rr' | 'conn', ms = 1500): Promise<number> {
-  const r = await execa('ip', [
-    'netns',
-    'exec',
-    lab.pod('ns0/client').netns,
-    process.execPath,
-    '-e',
-    CLIENT,
-    lab.pod('ns0/server').ip4,
-    mode,
-    String(ms),
-  ]);
-  const n = Number(r.stdout.trim());
-  expect(n).toBeGreaterThan(0);
-  return (n * 1000) / ms;
-}
+const rate = (mode: 'rr' | 'conn', ms?: number) => rates.rate(mode, ms);
 
 test('policy bench: 1000 pods, 500 policies', async () => {
   const input = benchCluster(

@@ -63,6 +63,14 @@ describe('full mesh', () => {
     expect(value(/^tern_route_programming_seconds_count\{class="bgp"\} (\d+)/m)).toBeGreaterThan(0);
     expect(value(/^tern_cni_operation_seconds_count\{command="ADD",result="ok"\} (\d+)/m)).toBe(1);
     expect(value(/^tern_ipam_addresses_used\{pool="default-ipv4"\} (\d+)/m)).toBe(3);
+    // Source validation is in the raw table (the agent installs it before its
+    // CNI socket listens), and the pods' real traffic above was never counted as forged.
+    for (const cmd of ['iptables-save', 'ip6tables-save']) {
+      const raw = (await execa('ip', ['netns', 'exec', lab.netnsOf('node1'), cmd, '-t', 'raw'])).stdout;
+      expect(raw).toContain('-A PREROUTING -j tern-PREROUTING');
+      expect(raw).toContain('-A tern-PREROUTING -i tern+ -m rpfilter --invert -j tern-spoofed');
+    }
+    expect(body).not.toMatch(/^tern_spoofed_packets_dropped_total\{[^}]*\} [1-9]/m);
   });
 
   it('a tern route deleted by hand is back well within the resync period', async () => {

@@ -17,11 +17,14 @@ beforeAll(async () => {
   // Two-level interface dispatch even for nine pods, so the matrices exercise it (the
   // continuous test runs with the flat dispatch).
   engine = lab.newEngine({ dispatchTreeAbove: 0 });
+  // Every matrix runs with source validation in place, as on a node: unforged traffic of both
+  // families (and the neighbour discovery it needs) must be exactly as the tables say.
+  await engine.installSourceValidation();
   await engine.sync();
 }, 120_000);
 
 afterAll(async () => {
-  await engine?.close();
+  await engine?.uninstall();
   await lab?.cleanup();
 });
 

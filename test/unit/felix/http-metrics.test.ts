@@ -16,6 +16,7 @@ let ready: string | undefined = 'starting';
 let live: string | undefined;
 let state = 'Established';
 let used = 3;
+let spoofed = 5;
 const endpoint = new HttpEndpoint({
   listen: socketPath,
   registry: metrics.registry,
@@ -43,6 +44,10 @@ beforeAll(async () => {
     ],
     ipamUsage: async () => [{ pool: 'default-ipv4', addresses: { used, free: 1000 - used } }],
     routes: () => ({ installed: 7, waiting: 1, conflicts: 0, desired: { pod: 3, block: 1, bgp: 3 } }),
+    spoofDrops: async () => [
+      { family: 4, reason: 'not-own', packets: spoofed },
+      { family: 6, reason: 'node-address', packets: 2 },
+    ],
   });
   await endpoint.start();
 });
@@ -76,13 +81,17 @@ describe('agent HTTP endpoint', () => {
     expect(body).toContain('tern_ipam_addresses_used{pool="default-ipv4"} 3');
     expect(body).toContain('tern_ipam_addresses_free{pool="default-ipv4"} 997');
     expect(body).toContain('tern_routes{state="waiting"} 1');
+    expect(body).toContain('tern_spoofed_packets_dropped_total{family="ipv4",reason="not-own"} 5');
+    expect(body).toContain('tern_spoofed_packets_dropped_total{family="ipv6",reason="node-address"} 2');
     expect(body).toContain('tern_node_process_cpu_seconds_total');
   });
 
   it('state gauges are read at scrape time: a session going down and an allocation show at the next scrape', async () => {
     state = 'Active';
     used = 4;
+    spoofed = 9;
     const { body } = await get('/metrics');
+    expect(body).toContain('tern_spoofed_packets_dropped_total{family="ipv4",reason="not-own"} 9');
     expect(body).toContain('tern_bgp_session_established{peer="10.0.0.2",source="node:b"} 0');
     expect(body).toContain('tern_ipam_addresses_used{pool="default-ipv4"} 4');
   });
