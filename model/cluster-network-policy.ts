@@ -41,7 +41,8 @@ const portSchema = z
   })
   .superRefine(exactlyOne('a destinationPort', ['number', 'range']));
 
-const protocolMatch = z.strictObject({ destinationPort: portSchema.optional() });
+// The CRD's minProperties 1 on tcp/udp/sctp: with one property, the port is required.
+const protocolMatch = z.strictObject({ destinationPort: portSchema });
 
 const protocolSchema = z
   .strictObject({

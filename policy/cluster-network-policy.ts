@@ -109,7 +109,6 @@ function portMatches(p: CnpProtocol): PortMatch[] {
       ? (['UDP', p.udp] as const)
       : (['SCTP', p.sctp!] as const);
   const port = match.destinationPort;
-  if (!port) return [{ kind: 'protocol', protocol }];
   if (port.range) return [{ kind: 'range', protocol, from: port.range.start, to: port.range.end }];
   return [{ kind: 'range', protocol, from: port.number!, to: port.number! }];
 }

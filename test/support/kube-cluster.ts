@@ -33,6 +33,10 @@ import { ownedDirs, runningPids } from './exit-cleanup.js';
 import { stopProcess } from './netns.js';
 
 export const CRDS_YAML = fileURLToPath(new URL('../../deploy/kubernetes/crds.yaml', import.meta.url));
+/** The ClusterNetworkPolicy CRD, copied from the network-policy-api module (kustomization applies it too). */
+export const CNP_CRD_YAML = fileURLToPath(
+  new URL('../../deploy/kubernetes/network-policy-api/clusternetworkpolicies.yaml', import.meta.url),
+);
 export const NAMESPACE_YAML = fileURLToPath(
   new URL('../../deploy/kubernetes/namespace.yaml', import.meta.url),
 );
@@ -78,7 +82,7 @@ export interface KubeCluster {
    * running here, would make it; without it the ServiceAccount admission refuses every Pod).
    */
   createNamespace(name: string): Promise<void>;
-  /** Applies deploy/kubernetes/crds.yaml and waits until every CRD is Established. */
+  /** Applies deploy/kubernetes/crds.yaml and the ClusterNetworkPolicy CRD, waits until every CRD is Established. */
   applyCrds(): Promise<void>;
   /** Applies deploy/kubernetes's namespace.yaml and rbac.yaml, exactly as the install does. */
   applyRbac(): Promise<void>;
@@ -345,11 +349,17 @@ export async function startKubeCluster(options: KubeClusterOptions): Promise<Kub
         await kubectl(['-n', name, 'create', 'serviceaccount', 'default']);
       },
       applyCrds: async () => {
-        await kubectl(['apply', '--server-side', '-f', CRDS_YAML]);
-        await kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', CRDS_YAML]);
+        const files = ['-f', CRDS_YAML, '-f', CNP_CRD_YAML];
+        await kubectl(['apply', '--server-side', ...files]);
+        await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...files]);
         // Established is the API server's view; discovery (and so kubectl) can lag a moment.
         for (let i = 0; i < 100; i++) {
-          const r = await kubectl(['get', 'ippools.tern.network'], { allowFailure: true });
+          const r = await kubectl(
+            ['get', 'ippools.tern.network,clusternetworkpolicies.policy.networking.k8s.io'],
+            {
+              allowFailure: true,
+            },
+          );
           if (r.exitCode === 0) return;
           await new Promise((res) => setTimeout(res, 100));
         }

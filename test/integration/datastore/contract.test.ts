@@ -120,6 +120,7 @@ const realKubernetesBackend: BackendFactory = {
     const emptied = [
       ...POD_NAMESPACES.map((ns) => `/api/v1/namespaces/${ns}/pods`),
       '/apis/tern.network/v1/ippools',
+      '/apis/policy.networking.k8s.io/v1beta1/clusternetworkpolicies',
     ];
     return {
       open: () =>
@@ -439,7 +440,9 @@ describe.each(BACKENDS)('datastore contract: $name', (backend) => {
 
   it('stores ClusterNetworkPolicy (cluster-scoped, v1alpha2 written as v1beta1), watches it, refuses a bad one', async () => {
     const store = open();
-    const { events, watch } = record(store, 'ClusterNetworkPolicy');
+    // From a listed revision: a watch without one starts whenever it connects and could miss the create.
+    const { revision } = await store.list('ClusterNetworkPolicy');
+    const { events, watch } = record(store, 'ClusterNetworkPolicy', revision);
     const cnp = (name: string, priority: number): ClusterNetworkPolicy => ({
       apiVersion: 'policy.networking.k8s.io/v1beta1',
       kind: 'ClusterNetworkPolicy',

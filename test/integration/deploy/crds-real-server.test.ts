@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourcePath } from '../../../datastore/kubernetes/index.js';
 import type { Kind } from '../../../model/index.js';
 import { BAD, GOOD, LAX_AT_SERVER, PRUNED_FIELD } from '../../support/crd-cases.js';
+import { CNP_BAD, CNP_GOOD } from '../../support/cnp-cases.js';
 import { startKubeCluster, type KubeCluster } from '../../support/kube-cluster.js';
 
 let cluster: KubeCluster;
@@ -62,5 +63,27 @@ describe('the real kube-apiserver validates tern.network objects as the CRD test
       expect(r.status).toBe(200);
       expect((r.body as { items: unknown[] }).items).toEqual([]);
     }
+  });
+});
+
+describe('the real kube-apiserver validates ClusterNetworkPolicy as the model does (network-policy-api CRD)', () => {
+  /** Dry-run create at the path of the object's own version (v1alpha2 and v1beta1 are both served). */
+  const dryRun = (o: unknown) => {
+    const version = String((o as { apiVersion: string }).apiVersion).split('/')[1];
+    return cluster.request(
+      'POST',
+      `/apis/policy.networking.k8s.io/${version}/clusternetworkpolicies?dryRun=All`,
+      o,
+    );
+  };
+
+  it.each(CNP_GOOD)('accepts %s', async (_name, o) => {
+    const r = await dryRun(o);
+    expect(r.status, statusMessage(r.body)).toBe(201);
+  });
+
+  it.each(CNP_BAD)('refuses %s', async (_name, o) => {
+    const r = await dryRun(o);
+    expect(r.status, statusMessage(r.body)).toBe(422);
   });
 });

@@ -1,24 +1,16 @@
 // ClusterNetworkPolicy validation against the network-policy-api project's own CRD test cases
 // (pkg/crdtest/testdata, copied from the module by scripts/network-policy-api.mjs) and the
 // limits of its API types: what the API server accepts we accept, what it refuses we refuse.
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { CNP_API_VERSION, ValidationError, parseResource } from '../../../model/index.js';
+import { CNP_BAD, CNP_GOOD } from '../../support/cnp-cases.js';
 
-const CASES = fileURLToPath(new URL('../../fixtures/network-policy-api/crdtest/', import.meta.url));
-const load = (group: string) =>
-  readdirSync(CASES + group).map(
-    (f) => [f, parse(readFileSync(`${CASES}${group}/${f}`, 'utf8')) as unknown] as const,
-  );
-
-describe('upstream CRD test cases (network-policy-api pkg/crdtest)', () => {
-  it.each(load('valid'))('accepts %s', (_file, obj) => {
+describe('the ClusterNetworkPolicy test set (upstream pkg/crdtest cases and the API limits)', () => {
+  it.each(CNP_GOOD)('accepts %s', (_name, obj) => {
     const cnp = parseResource(obj, 'ClusterNetworkPolicy');
     expect(cnp.apiVersion).toBe(CNP_API_VERSION); // v1alpha2 objects are stored as v1beta1
   });
-  it.each(load('invalid'))('refuses %s', (_file, obj) => {
+  it.each(CNP_BAD)('refuses %s', (_name, obj) => {
     expect(() => parseResource(obj, 'ClusterNetworkPolicy')).toThrow(ValidationError);
   });
 });
@@ -78,7 +70,11 @@ describe('limits of the API types', () => {
     expect(
       fieldOf(withProtocol({ tcp: { destinationPort: { number: 80, range: { start: 1, end: 2 } } } })),
     ).toBe('spec.ingress[0].protocols[0].tcp.destinationPort.range');
-    expect(fieldOf(withProtocol({ tcp: {}, udp: {} }))).toBe('spec.ingress[0].protocols[0].udp');
+    expect(
+      fieldOf(
+        withProtocol({ tcp: { destinationPort: { number: 1 } }, udp: { destinationPort: { number: 1 } } }),
+      ),
+    ).toBe('spec.ingress[0].protocols[0].udp');
     expect(fieldOf(withProtocol({}))).toBe('spec.ingress[0].protocols[0]');
     expect(fieldOf(withProtocol({ icmp: {} }))).toBe('spec.ingress[0].protocols[0]');
   });
