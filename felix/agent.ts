@@ -104,7 +104,7 @@ export class Agent {
     });
 
     await this.view.start();
-    this.view.onChange((kind) => this.onClusterChange(kind));
+    this.view.onChange((change) => this.onClusterChange(change.kind));
     this.syncLocalRoutes();
     await this.bgp.reconcile();
     this.policy.refresh();

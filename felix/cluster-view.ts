@@ -1,7 +1,7 @@
 // The agent's view of the cluster: one informer per kind it follows, and the facts derived
 // from them. Pod addresses come from IPAM allocations (cluster-wide, present the moment an
 // ADD allocates) rather than from pod status, which only Kubernetes fills in, and later.
-import { Informer, type Datastore } from '../datastore/index.js';
+import { Informer, type Datastore, type InformerEvent } from '../datastore/index.js';
 import { recordsOf } from '../ipam/index.js';
 import type { AllocationRecord } from '../ipam/index.js';
 import { parseCidr, type IPAMBlock, type Kind, type ResourceByKind } from '../model/index.js';
@@ -21,6 +21,9 @@ export type FollowedKind = (typeof FOLLOWED_KINDS)[number];
 
 type Informers = { [K in FollowedKind]: Informer<K> };
 
+/** One change of the view: the informer's event (the object, and the old one on modification) and its kind. */
+export type ClusterChange = { [K in FollowedKind]: { kind: K } & InformerEvent<K> }[FollowedKind];
+
 /** What the agent needs of one IPAM block, computed once per change of that block. */
 interface BlockFacts {
   cidr: string;
@@ -32,7 +35,7 @@ interface BlockFacts {
 
 export class ClusterView {
   private readonly informers: Informers;
-  private readonly listeners = new Set<(kind: FollowedKind) => void>();
+  private readonly listeners = new Set<(change: ClusterChange) => void>();
   /**
    * IPAM blocks by name, kept from the informer's exact change stream (relists included): every
    * query below is a scan of plain objects, never a re-parse of every block on every change.
@@ -59,7 +62,9 @@ export class ClusterView {
       },
     });
     for (const kind of FOLLOWED_KINDS) {
-      (this.informers[kind] as Informer<Kind>).on({ onChange: () => this.emit(kind) });
+      (this.informers[kind] as Informer<Kind>).on({
+        onChange: (e) => this.emit({ kind, ...e } as ClusterChange),
+      });
     }
   }
 
@@ -71,8 +76,11 @@ export class ClusterView {
     return this.informer(kind).list();
   }
 
-  /** Calls `fn` with the kind of every change after start (relists included). */
-  onChange(fn: (kind: FollowedKind) => void): () => void {
+  /**
+   * Calls `fn` with every change after start (relists included), carrying the object, after the
+   * view's own derived data (the block index) has taken it in.
+   */
+  onChange(fn: (change: ClusterChange) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
@@ -127,8 +135,8 @@ export class ClusterView {
     return out;
   }
 
-  private emit(kind: FollowedKind): void {
-    for (const fn of this.listeners) fn(kind);
+  private emit(change: ClusterChange): void {
+    for (const fn of this.listeners) fn(change);
   }
 }
 

@@ -3,7 +3,7 @@
 // addresses; change notifications per kind.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryDatastore } from '../../../datastore/memory.js';
-import { ClusterView, type FollowedKind } from '../../../felix/cluster-view.js';
+import { ClusterView, type ClusterChange, type FollowedKind } from '../../../felix/cluster-view.js';
 import type { IPAMBlock } from '../../../model/index.js';
 
 const alloc = (ns: string, pod: string, node: string, ifname = 'eth0') => ({
@@ -81,10 +81,30 @@ describe('ClusterView', () => {
   it('onChange names the kind of each change after start, and derived data follows at once', async () => {
     const { ds, view } = await viewWith();
     const seen: FollowedKind[] = [];
-    view.onChange((k) => seen.push(k));
+    view.onChange((c) => seen.push(c.kind));
     await ds.create(block('10.244.0.0/26', 'a', {}));
     await new Promise((r) => setTimeout(r, 5));
     expect(seen).toEqual(['IPAMBlock']);
     expect(view.blocksOf('a')).toEqual(['10.244.0.0/26']);
+  });
+
+  it('onChange carries the object: added, modified with the old one, deleted', async () => {
+    const { ds, view } = await viewWith();
+    const seen: ClusterChange[] = [];
+    view.onChange((c) => seen.push(c));
+    const created = await ds.create(block('10.244.1.0/26', 'a', {}));
+    await ds.update({ ...created, spec: { ...created.spec, affinity: 'b' } });
+    await ds.delete('IPAMBlock', { name: created.metadata.name });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(seen.map((c) => [c.kind, c.type])).toEqual([
+      ['IPAMBlock', 'added'],
+      ['IPAMBlock', 'modified'],
+      ['IPAMBlock', 'deleted'],
+    ]);
+    const modified = seen[1]!;
+    if (modified.kind !== 'IPAMBlock' || modified.type !== 'modified') throw new Error('not a modification');
+    expect(modified.old.spec.affinity).toBe('a');
+    expect(modified.object.spec.affinity).toBe('b');
+    expect(seen[2]!.object.metadata.name).toBe(created.metadata.name);
   });
 });
