@@ -1,5 +1,11 @@
 // ternctl commands answered by a node's agent (or a standalone tern-bgp daemon).
-import { formatDuration, formatPeersTable, formatRibTable, getPeers, getRib } from '../bgp/control-client.js';
+import {
+  formatDuration,
+  formatPeersTable,
+  formatRibTable,
+  getPeers,
+  getRib,
+} from '../bgp/daemon/control-client.js';
 import type { PeerStatus, RibEntry } from '../bgp/speaker.js';
 import type { BindingRecord } from '../ipam/index.js';
 import { ValidationError } from '../model/index.js';

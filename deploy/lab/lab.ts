@@ -183,7 +183,7 @@ export class Lab {
         `a lab already exists (created ${this.file.read().createdAt}); run: ternctl lab down`,
       );
     }
-    for (const exe of ['dist/felix/main.js', 'dist/bgp/main.js']) {
+    for (const exe of ['dist/felix/main.js', 'dist/bgp/daemon/main.js']) {
       if (!existsSync(join(this.options.repo, exe)))
         throw new Error(`${exe} is missing: run npm run build (or npm run setup)`);
     }

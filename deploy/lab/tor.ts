@@ -103,7 +103,7 @@ export function startTor(p: TorPlan): LabProcess {
         role: 'tor',
         netns: p.netns,
         command: process.execPath,
-        args: [join(p.repo, 'dist/bgp/main.js'), '--config', file],
+        args: [join(p.repo, 'dist/bgp/daemon/main.js'), '--config', file],
         logFile: join(p.dir, 'tor.log'),
       });
     }
@@ -138,7 +138,7 @@ export async function torPeers(p: Pick<TorPlan, 'kind' | 'dir' | 'nodes'>): Prom
   const nameOf = (address: string) => p.nodes.find((n) => n.address === address)?.name ?? address;
   switch (p.kind) {
     case 'tern': {
-      const { getPeers } = await import('../../bgp/control-client.js');
+      const { getPeers } = await import('../../bgp/daemon/control-client.js');
       const peers = await getPeers(join(p.dir, 'tor-bgp.sock'));
       return peers.map((s) => ({
         name: nameOf(s.address),
@@ -185,7 +185,7 @@ export async function torPeers(p: Pick<TorPlan, 'kind' | 'dir' | 'nodes'>): Prom
 export async function torRoutes(p: Pick<TorPlan, 'kind' | 'dir'>): Promise<TorRoute[]> {
   switch (p.kind) {
     case 'tern': {
-      const { getRib } = await import('../../bgp/control-client.js');
+      const { getRib } = await import('../../bgp/daemon/control-client.js');
       const rib = await getRib(join(p.dir, 'tor-bgp.sock'));
       return rib.flatMap((e) => {
         const best = e.paths.find((x) => x.best) ?? e.paths[0];

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NetnsSet, stopProcess, waitFor } from './netns.js';
 import { REPO, buildPrivately, privateBuildDir } from './private-build.js';
-import { getPeers, getRib, originateRoute, withdrawRoute } from '../../bgp/control-client.js';
+import { getPeers, getRib, originateRoute, withdrawRoute } from '../../bgp/daemon/control-client.js';
 import type { PeerStatus, RibEntry } from '../../bgp/speaker.js';
 
 /** A best route as any of the daemons reports it. */
@@ -42,7 +42,7 @@ export interface DaemonHandle {
 
 /** tern-bgp compiled for tests, private to them (dist/ is rebuilt by others at any moment). */
 export const BGP_BUILD = privateBuildDir('tern-bgp-test-build');
-const BGP_MAIN = path.join(BGP_BUILD, 'bgp/main.js');
+const BGP_MAIN = path.join(BGP_BUILD, 'bgp/daemon/main.js');
 
 /** Compiles tern-bgp into a private directory when its sources changed. Returns the main script. */
 export async function buildTernBgp(): Promise<string> {

@@ -2,7 +2,7 @@
 // agent's pass-through from BGPPeer to the desired sessions, and the option resolver.
 import { describe, expect, it } from 'vitest';
 import { resolveBfdOptions } from '../../../bgp/bfd/options.js';
-import { parseDaemonConfig } from '../../../bgp/config.js';
+import { parseDaemonConfig } from '../../../bgp/daemon/config.js';
 import { CRD_DEFS } from '../../../deploy/kubernetes/crds.js';
 import { clusterSettings, desiredPeers } from '../../../felix/bgp-peers.js';
 import { ValidationError, parseResource, type BGPPeer } from '../../../model/index.js';

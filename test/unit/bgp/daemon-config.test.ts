@@ -1,8 +1,8 @@
 // tern-bgp config parsing, and the tables `ternctl bgp peers|rib` print.
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../model/errors.js';
-import { parseDaemonConfig } from '../../../bgp/config.js';
-import { formatPeersTable, formatRibTable } from '../../../bgp/control-client.js';
+import { parseDaemonConfig } from '../../../bgp/daemon/config.js';
+import { formatPeersTable, formatRibTable } from '../../../bgp/daemon/control-client.js';
 import type { PeerStatus, RibEntry } from '../../../bgp/speaker.js';
 
 describe('parseDaemonConfig', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseDaemonConfig } from '../../../bgp/config.js';
-import { applyReload } from '../../../bgp/reload.js';
+import { parseDaemonConfig } from '../../../bgp/daemon/config.js';
+import { applyReload } from '../../../bgp/daemon/reload.js';
 
 const config = (extra: string) => parseDaemonConfig(`asn: 65001\nrouterId: 10.0.0.1\n${extra}`, 'test.yaml');
 

@@ -2,7 +2,7 @@
 // and the agent's desired peers; and the dual-stack listener's key for an IPv4 peer (v4-mapped).
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseDaemonConfig } from '../../../bgp/config.js';
+import { parseDaemonConfig } from '../../../bgp/daemon/config.js';
 import { fdOf, secureConnect, setMd5Key } from '../../../native/tcp-security.js';
 import { clusterSettings, desiredPeers, type BgpNode } from '../../../felix/bgp-peers.js';
 import { parseResource } from '../../../model/index.js';

@@ -9,7 +9,7 @@ import { parseDaemonConfig, type DaemonConfig } from './config.js';
 import { DEFAULT_CONTROL_SOCKET } from './control-client.js';
 import { startControlServer } from './control-server.js';
 import { applyReload } from './reload.js';
-import { BgpSpeaker } from './speaker.js';
+import { BgpSpeaker } from '../speaker.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -5,8 +5,8 @@
 //   DELETE /routes?prefix=P    → withdraw
 import { chmod, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type { BgpSpeaker, OriginateAttributes } from './speaker.js';
-import { TernError } from '../model/errors.js';
+import type { BgpSpeaker, OriginateAttributes } from '../speaker.js';
+import { TernError } from '../../model/errors.js';
 
 const MAX_BODY = 64 * 1024;
 

@@ -1,6 +1,6 @@
 // Client of the tern-bgp control socket, and the table formatting `ternctl bgp peers|rib` prints.
-import { requestJson } from '../model/local-api.js';
-import type { OriginateAttributes, PeerStatus, RibEntry } from './speaker.js';
+import { requestJson } from '../../model/local-api.js';
+import type { OriginateAttributes, PeerStatus, RibEntry } from '../speaker.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/tern/bgp.sock';
 

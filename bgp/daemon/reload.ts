@@ -2,7 +2,7 @@
 // without touching the sessions that did not change; speaker-wide settings need a restart.
 import { isDeepStrictEqual } from 'node:util';
 import type { DaemonConfig } from './config.js';
-import type { BgpSpeaker } from './speaker.js';
+import type { BgpSpeaker } from '../speaker.js';
 
 export interface ReloadSummary {
   added: string[];

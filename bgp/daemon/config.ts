@@ -1,10 +1,10 @@
 // The tern-bgp daemon's configuration file (YAML or JSON), parsed at the edge into typed options.
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ValidationError } from '../model/errors.js';
-import { BFD_INTERVAL_MS, BFD_MULTIPLIER } from './bfd/options.js';
-import type { Policy } from './policy.js';
-import type { OriginateAttributes, PeerOptions, SpeakerOptions } from './speaker.js';
+import { ValidationError } from '../../model/errors.js';
+import { BFD_INTERVAL_MS, BFD_MULTIPLIER } from '../bfd/options.js';
+import type { Policy } from '../policy.js';
+import type { OriginateAttributes, PeerOptions, SpeakerOptions } from '../speaker.js';
 
 const asn = z.number().int().min(1).max(0xffffffff);
 const ipv4 = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'must be an IPv4 address');
