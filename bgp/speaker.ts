@@ -9,24 +9,19 @@ import { AdjRibOut } from './adj-rib-out.js';
 import { BFD_DOWN_REASON, CEASE_BFD_DOWN, bgpEffect } from './bfd/bgp-effect.js';
 import { BfdManager, type BfdPeerStateChange, type BfdPeerStatus } from './bfd/manager.js';
 import type { BfdOptions } from './bfd/options.js';
-import { PrefixMap } from './prefix-map.js';
 import {
   acceptAll,
   compilePolicy,
   type Policy,
-  type PolicyFn,
   prependAs,
   stripUndefined,
   parseCommunity,
 } from './policy.js';
-import {
-  capabilityFor,
-  keepsRoutes,
-  resolveGracefulRestart,
-  type GracefulRestartOptions,
-  type ResolvedGracefulRestart,
-} from './graceful-restart.js';
-import { type ConfiguredNextHops, type LocalNextHops, localNextHops } from './next-hop.js';
+import { resolveGracefulRestart, type GracefulRestartOptions } from './graceful-restart.js';
+import { GracefulRestartState } from './graceful-restart-state.js';
+import { FAMILIES, Peer, exportCaches, type SpeakerCore } from './peer.js';
+import { RouteRefreshState } from './route-refresh-state.js';
+import { type ConfiguredNextHops, localNextHops } from './next-hop.js';
 import { AttributeInterner, LocRib, type Path, RouteSource } from './rib.js';
 import { ListenerSecurity, checkSecurity, securityOf } from './tcp-security.js';
 import {
@@ -37,13 +32,8 @@ import {
   type SessionState,
 } from './session.js';
 import type { PathAttributes } from './wire/attributes.js';
-import { Afi, AsPathSegmentType, CeaseSubcode, Origin, RouteRefreshSubtype, Safi } from './wire/constants.js';
-import type {
-  AfiSafi,
-  GracefulRestartCapability,
-  RouteRefreshMessage,
-  UpdateMessage,
-} from './wire/messages.js';
+import { AsPathSegmentType, CeaseSubcode, Origin } from './wire/constants.js';
+import type { UpdateMessage } from './wire/messages.js';
 import { familyOf, formatPrefix, parseIpv4, parsePrefix, type PrefixKey } from './wire/prefix.js';
 import { toRouteView, type RouteView } from './view.js';
 
@@ -153,72 +143,12 @@ export interface RibEntry {
   readonly paths: readonly RouteView[];
 }
 
-const FAMILIES: readonly AfiSafi[] = [
-  { afi: Afi.IPV4, safi: Safi.UNICAST },
-  { afi: Afi.IPV6, safi: Safi.UNICAST },
-];
-
-/** Per-peer state held by the speaker. */
-class Peer {
-  readonly source: RouteSource;
-  /**
-   * Accepted routes live only in the Loc-RIB (as this source's candidates); prefixes received
-   * but rejected by loop checks or import policy are remembered here, for counts and withdrawals.
-   */
-  readonly rejected = new PrefixMap<true>();
-  accepted = 0;
-  importFn: PolicyFn;
-  exportFn: PolicyFn;
-  out: AdjRibOut | undefined;
-  /**
-   * Export results per best-path attribute set, per family ([IPv4, IPv6]: one locally
-   * originated attribute set serves both families with different next hops). Cleared when the
-   * peer changes.
-   */
-  exportCache = exportCaches();
-  /** Our next hops towards this peer (set when the session comes up). */
-  nextHops: LocalNextHops = {};
-  /** Enhanced route refresh in progress from this peer, per family: prefixes not re-sent yet. */
-  readonly refreshing = new Map<4 | 6, { stale: PrefixMap<true>; timer: NodeJS.Timeout }>();
-  /** Graceful restart: prefixes kept from the previous session, until refreshed or swept. */
-  stale: PrefixMap<true> | undefined;
-  /** Restart timer (peer down) or stale-path timer (peer back, End-of-RIB awaited). */
-  staleTimer: NodeJS.Timeout | undefined;
-  /** Families whose End-of-RIB the peer sent on this session. */
-  endOfRib = new Set<string>();
-  /** What the last Established session negotiated (still known after it went down). */
-  negotiated: Negotiated | undefined;
-  /** Our initial table went out on this session (held back while deferring selection). */
-  synced = false;
-
-  constructor(
-    public options: PeerOptions,
-    readonly session: Session,
-    readonly ibgp: boolean,
-  ) {
-    this.source = new RouteSource(
-      ibgp ? 'ibgp' : 'ebgp',
-      options.address,
-      options.asn,
-      !!options.routeReflectorClient,
-    );
-    this.importFn = compilePolicy(options.importPolicy, 'importPolicy');
-    this.exportFn = compilePolicy(options.exportPolicy, 'exportPolicy');
-  }
-}
-
 type Events = {
   bestPathChanged: [BestPathChange];
   peerStateChanged: [PeerStatus];
   /** Graceful restart: route selection deferral ended, our table was sent to the peers. */
   deferralEnded: [];
 };
-
-const familyKey = (f: AfiSafi) => `${f.afi}/${f.safi}`;
-const exportCaches = (): [WeakMap<Path, PathAttributes | null>, WeakMap<Path, PathAttributes | null>] => [
-  new WeakMap(),
-  new WeakMap(),
-];
 
 export class BgpSpeaker extends EventEmitter<Events> {
   readonly asn: number;
@@ -238,10 +168,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
   /** Whether anyone listens to bestPathChanged (kept current by the listener hooks below). */
   private notifyBest = false;
   private started = false;
-  private readonly gr: ResolvedGracefulRestart | undefined;
-  /** Restarting speaker: our table is held back until peers sent End-of-RIB (RFC 4724 §4.1). */
-  private deferring = false;
-  private deferralTimer: NodeJS.Timeout | undefined;
+  private readonly gr: GracefulRestartState;
+  private readonly refresh: RouteRefreshState;
 
   constructor(private readonly options: SpeakerOptions) {
     super();
@@ -257,7 +185,18 @@ export class BgpSpeaker extends EventEmitter<Events> {
     this.tcpSecurity = new ListenerSecurity(this.log);
     this.bfd = new BfdManager({ logger: this.log, ...(options.bfd?.port ? { port: options.bfd.port } : {}) });
     this.bfd.on('stateChanged', (c) => this.onBfdChange(c));
-    this.gr = resolveGracefulRestart(options.gracefulRestart);
+    const core: SpeakerCore = {
+      log: this.log,
+      locRib: this.locRib,
+      peerList: () => this.peersByAddress.values(),
+      setRoute: (prefix, source, path) => this.setRoute(prefix, source, path),
+      exportTo: (peer, prefix, best, force) => this.exportTo(peer, prefix, best, force),
+      sendInitialTable: (peer) => this.sendInitialTable(peer),
+    };
+    this.gr = new GracefulRestartState(core, resolveGracefulRestart(options.gracefulRestart), () =>
+      this.emit('deferralEnded'),
+    );
+    this.refresh = new RouteRefreshState(core, options.refreshPurgeTime ?? 360);
     this.local = new RouteSource('local', '', options.asn);
     // Checked per route on the ingest path, so cache it instead of calling listenerCount().
     const plain = this as EventEmitter;
@@ -273,12 +212,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    if (this.gr?.restarting) {
-      this.deferring = true;
-      this.deferralTimer = setTimeout(() => this.endDeferral('timer'), this.gr.selectionDeferralTime * 1000);
-      this.deferralTimer.unref();
-      for (const p of this.peersByAddress.values()) this.setCapability(p);
-    }
+    this.gr.start();
     if (this.options.listen !== false) {
       const server = net.createServer((socket) => this.incoming(socket));
       const { host, port = 179 } = this.options.listen ?? {};
@@ -310,13 +244,12 @@ export class BgpSpeaker extends EventEmitter<Events> {
 
   /** Whether our table is still held back after a restart (see GracefulRestartOptions.restarting). */
   get deferringSelection(): boolean {
-    return this.deferring;
+    return this.gr.deferringSelection;
   }
 
   async stop(): Promise<void> {
     this.started = false;
-    clearTimeout(this.deferralTimer);
-    for (const p of this.peersByAddress.values()) this.clearStale(p);
+    this.gr.stop();
     for (const p of this.peersByAddress.values())
       p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, 'speaker stopped');
     const server = this.server;
@@ -378,7 +311,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       this.log,
     );
     const peer = new Peer(opts, session, options.asn === this.asn);
-    this.setCapability(peer);
+    this.gr.setCapability(peer);
     this.tcpSecurity.setPeer(address, security);
     if (options.bfd) this.bfd.add(address, bfdPeerOptions(options));
     this.peersByAddress.set(address, peer);
@@ -390,7 +323,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     const peer = this.peersByAddress.get(canonicalAddress(address, 'address'));
     if (!peer) return;
     peer.session.stop(CeaseSubcode.PEER_DECONFIGURED, 'peer removed');
-    this.clearStale(peer);
+    this.gr.clearStale(peer);
     this.dropPeerRoutes(peer);
     this.peersByAddress.delete(peer.options.address);
     this.peersBySession.delete(peer.session);
@@ -423,7 +356,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
     if (sessionChanged || !o.bfd !== !options.bfd) {
       this.removePeer(address);
       this.addPeer(options);
-      this.maybeEndDeferral();
+      this.gr.maybeEndDeferral();
       return;
     }
     const importChanged = JSON.stringify(o.importPolicy) !== JSON.stringify(options.importPolicy);
@@ -523,7 +456,10 @@ export class BgpSpeaker extends EventEmitter<Events> {
   private readonly sessionHandler: SessionHandler = {
     established: (session, n) => this.onEstablished(session, n),
     update: (session, u) => this.onUpdate(session, u),
-    routeRefresh: (session, m) => this.onRouteRefresh(session, m),
+    routeRefresh: (session, m) => {
+      const peer = this.peersBySession.get(session);
+      if (peer) this.refresh.onMessage(peer, m);
+    },
     down: (session, reason, cause) => this.onDown(session, reason, cause),
     stateChanged: (session) => {
       const peer = this.peersBySession.get(session);
@@ -538,11 +474,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.exportCache = exportCaches();
     peer.nextHops = localNextHops(n.localAddress, n.remoteAddress, this.options.nextHops);
     peer.negotiated = n;
-    peer.endOfRib.clear();
     peer.out = new AdjRibOut(session, n, this.log);
-    this.resumeStale(peer, n);
-    if (this.deferring) this.maybeEndDeferral();
-    else this.sendInitialTable(peer);
+    this.gr.established(peer, n);
   }
 
   private sendInitialTable(peer: Peer): void {
@@ -559,21 +492,10 @@ export class BgpSpeaker extends EventEmitter<Events> {
     peer.out?.close();
     peer.out = undefined;
     peer.synced = false;
-    peer.endOfRib.clear();
-    for (const fam of [...peer.refreshing.keys()]) this.endRefresh(peer, fam, undefined);
-    const theirs = peer.negotiated?.gracefulRestart;
+    this.refresh.forget(peer);
     // BFD saw the path fail: the peer's routes go now, graceful restart or not.
-    if (
-      this.started &&
-      theirs &&
-      reason !== BFD_DOWN_REASON &&
-      keepsRoutes(cause, session.config.gracefulRestart, theirs)
-    ) {
-      this.markStale(peer, theirs, reason);
-      return;
-    }
+    if (this.gr.keepsRoutesOnDown(peer, cause, reason, this.started && reason !== BFD_DOWN_REASON)) return;
     this.log.info({ peer: peer.options.address, reason }, 'session down; withdrawing its routes');
-    this.clearStale(peer);
     this.dropPeerRoutes(peer);
   }
 
@@ -591,155 +513,10 @@ export class BgpSpeaker extends EventEmitter<Events> {
     if (this.listenerCount('peerStateChanged')) this.emit('peerStateChanged', this.status(peer));
   }
 
-  // ------------------------------------------------------------ graceful restart
-
-  /** The GR capability this peer's next OPEN carries (R bit while we defer selection). */
-  private setCapability(peer: Peer): void {
-    const gr: GracefulRestartCapability | undefined =
-      this.gr && peer.options.gracefulRestart !== false
-        ? capabilityFor(this.gr, FAMILIES, this.deferring)
-        : undefined;
-    const { gracefulRestart: _old, ...rest } = peer.session.config;
-    peer.session.config = gr ? { ...rest, gracefulRestart: gr } : rest;
-  }
-
-  /** Receiving speaker, peer down: keep its routes as stale for its restart time (RFC 4724 §4.2). */
-  private markStale(peer: Peer, theirs: GracefulRestartCapability, reason: string): void {
-    const stale = peer.stale ?? new PrefixMap<true>();
-    for (const prefix of this.locRib.prefixesFrom(peer.source)) stale.set(prefix, true);
-    peer.stale = stale;
-    peer.rejected.clear();
-    this.log.info(
-      { peer: peer.options.address, reason, stale: stale.size, restartTime: theirs.restartTime },
-      'session down; keeping its routes as stale (graceful restart)',
-    );
-    for (const f of FAMILIES) {
-      if (!theirs.families.some((g) => g.afi === f.afi && g.safi === f.safi)) {
-        this.sweepStale(peer, f, 'family not covered by graceful restart');
-      }
-    }
-    this.armStaleTimer(peer, theirs.restartTime, 'restart timer expired');
-  }
-
-  /** The peer is back: families it no longer preserves go now, the rest wait for End-of-RIB. */
-  private resumeStale(peer: Peer, n: Negotiated): void {
-    if (!peer.stale) return;
-    const theirs = n.gracefulRestart;
-    for (const f of FAMILIES) {
-      const kept =
-        n.families.some((g) => g.afi === f.afi && g.safi === f.safi) &&
-        theirs?.families.some((g) => g.afi === f.afi && g.safi === f.safi && g.forwardingState);
-      if (!kept) this.sweepStale(peer, f, 'forwarding state not preserved');
-    }
-    if (peer.stale) this.armStaleTimer(peer, this.gr?.stalePathTime ?? 360, 'stale-path timer expired');
-  }
-
-  private armStaleTimer(peer: Peer, seconds: number, why: string): void {
-    clearTimeout(peer.staleTimer);
-    if (!peer.stale) return;
-    peer.staleTimer = setTimeout(() => this.sweepStale(peer, undefined, why), seconds * 1000);
-    peer.staleTimer.unref();
-  }
-
-  /** Withdraws the routes of `peer` still stale (of one family, or all). */
-  private sweepStale(peer: Peer, family: AfiSafi | undefined, why: string): void {
-    const stale = peer.stale;
-    if (!stale) return;
-    const fam = family ? (family.afi === Afi.IPV6 ? 6 : 4) : undefined;
-    const keys = [...stale.keys()].filter((k) => fam === undefined || familyOf(k) === fam);
-    for (const k of keys) {
-      stale.delete(k);
-      if (this.setRoute(k, peer.source, undefined)) peer.accepted--;
-    }
-    if (keys.length)
-      this.log.info({ peer: peer.options.address, why, swept: keys.length }, 'stale routes swept');
-    if (stale.size === 0) this.clearStale(peer);
-  }
-
-  private clearStale(peer: Peer): void {
-    clearTimeout(peer.staleTimer);
-    peer.staleTimer = undefined;
-    peer.stale = undefined;
-  }
-
-  private onEndOfRib(peer: Peer, f: AfiSafi): void {
-    peer.endOfRib.add(familyKey(f));
-    this.sweepStale(peer, f, 'End-of-RIB');
-    this.maybeEndDeferral();
-  }
-
-  /** Restarting speaker: selection ends once every peer is up and sent End-of-RIB for its families. */
-  private maybeEndDeferral(): void {
-    if (!this.deferring) return;
-    for (const p of this.peersByAddress.values()) {
-      const n = p.session.state === 'Established' ? p.negotiated : undefined;
-      if (!n) return;
-      if (n.gracefulRestart && !n.families.every((f) => p.endOfRib.has(familyKey(f)))) return;
-    }
-    if (this.peersByAddress.size) this.endDeferral('End-of-RIB from every peer');
-  }
-
-  private endDeferral(why: string): void {
-    if (!this.deferring) return;
-    this.deferring = false;
-    clearTimeout(this.deferralTimer);
-    this.log.info({ why }, 'route selection deferral ended; sending our table');
-    for (const p of this.peersByAddress.values()) {
-      this.setCapability(p);
-      this.sendInitialTable(p);
-    }
-    this.emit('deferralEnded');
-  }
-
   private dropPeerRoutes(peer: Peer): void {
     for (const prefix of this.locRib.prefixesFrom(peer.source)) this.setRoute(prefix, peer.source, undefined);
     peer.rejected.clear();
     peer.accepted = 0;
-  }
-
-  private onRouteRefresh(session: Session, m: RouteRefreshMessage): void {
-    const peer = this.peersBySession.get(session);
-    const family = m.afi === Afi.IPV6 ? 6 : m.afi === Afi.IPV4 ? 4 : undefined;
-    if (!peer || !family || m.safi !== Safi.UNICAST) return;
-    if (m.subtype === RouteRefreshSubtype.BORR) return this.beginRefresh(peer, family);
-    if (m.subtype === RouteRefreshSubtype.EORR) return this.endRefresh(peer, family, 'EoRR');
-    // RFC 7313 §5: a request with an unknown subtype is ignored.
-    if (m.subtype !== RouteRefreshSubtype.REQUEST || !peer.out || !peer.synced) return;
-    const enhanced = !!peer.negotiated?.enhancedRouteRefresh;
-    const f = { afi: m.afi, safi: m.safi };
-    if (enhanced) peer.out.beginRefresh(f);
-    for (const [prefix, best] of this.locRib.bestPaths()) {
-      if (familyOf(prefix) === family) this.exportTo(peer, prefix, best, true);
-    }
-    if (enhanced) peer.out.endRefreshAfterFlush(f);
-    this.log.debug({ peer: peer.options.address, afi: m.afi, enhanced }, 'route refresh request answered');
-  }
-
-  /** The peer's BoRR (RFC 7313 §4): its routes of `family` are stale until re-sent or EoRR. */
-  private beginRefresh(peer: Peer, family: 4 | 6): void {
-    clearTimeout(peer.refreshing.get(family)?.timer);
-    const stale = new PrefixMap<true>();
-    for (const p of this.locRib.prefixesFrom(peer.source)) if (familyOf(p) === family) stale.set(p, true);
-    for (const p of peer.rejected.keys()) if (familyOf(p) === family) stale.set(p, true);
-    const seconds = this.options.refreshPurgeTime ?? 360;
-    const timer = setTimeout(() => this.endRefresh(peer, family, 'EoRR timer expired'), seconds * 1000);
-    timer.unref();
-    peer.refreshing.set(family, { stale, timer });
-    this.log.debug({ peer: peer.options.address, family, marked: stale.size }, 'BoRR received');
-  }
-
-  /** EoRR (or its timer): purges what was not re-sent; `why` undefined only forgets the state. */
-  private endRefresh(peer: Peer, family: 4 | 6, why: string | undefined): void {
-    const r = peer.refreshing.get(family);
-    if (!r) return;
-    clearTimeout(r.timer);
-    peer.refreshing.delete(family);
-    if (why === undefined) return;
-    for (const p of r.stale.keys()) {
-      if (peer.rejected.delete(p)) continue;
-      if (this.setRoute(p, peer.source, undefined)) peer.accepted--;
-    }
-    this.log.info({ peer: peer.options.address, family, why, purged: r.stale.size }, 'route refresh ended');
   }
 
   private onUpdate(session: Session, u: UpdateMessage): void {
@@ -752,7 +529,7 @@ export class BgpSpeaker extends EventEmitter<Events> {
       );
     }
     if (u.endOfRib) {
-      this.onEndOfRib(peer, u.endOfRib);
+      this.gr.endOfRib(peer, u.endOfRib);
       return;
     }
     for (const p of u.withdrawn) this.receive(peer, p, undefined, null);
@@ -806,8 +583,8 @@ export class BgpSpeaker extends EventEmitter<Events> {
     attrs: PathAttributes | null | undefined,
     path: Path | null,
   ): void {
-    if (peer.stale?.delete(prefix) && peer.stale.size === 0) this.clearStale(peer);
-    if (peer.refreshing.size) peer.refreshing.get(familyOf(prefix))?.stale.delete(prefix);
+    this.gr.received(peer, prefix);
+    this.refresh.received(peer, prefix);
     if (attrs === undefined) {
       if (peer.rejected.size && peer.rejected.delete(prefix)) return;
       if (this.setRoute(prefix, peer.source, undefined)) peer.accepted--;
