@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { NetworkPolicy } from '../../../model/index.js';
 import type { PolicyEngine } from '../../../policy/index.js';
-import { PolicyLab, type LabPod, type ProbeOutcome } from '../../support/policy-lab.js';
+import { PolicyLab, type LabPod } from '../../support/policy-lab.js';
+import { judge, PolicyTimeline, probeContinuously } from '../../support/policy-prober.js';
 
 const UPDATES = 1000;
 
@@ -73,62 +74,34 @@ function allowed(w: World, from: LabPod, port: number): boolean {
 test(`${UPDATES} policy and label updates under continuous probing never pass a denied probe`, async () => {
   const target = lab.pod('x/a');
   const sources = ['x/b', 'x/c', 'y/a', 'y/b'].map((k) => lab.pod(k));
-  // worlds[i] is in force from applyStart[i] (its apply may already be half-visible) until
-  // applyEnd[i + 1] (the next one may not yet be visible).
-  const worlds: World[] = [{ variant: 'deleted', xcLabel: 'c' }];
-  const applyStart: bigint[] = [0n];
-  const applyEnd: bigint[] = [0n];
-  const probes: { from: LabPod; port: number; outcome: ProbeOutcome }[] = [];
-  let running = true;
-  const probers = sources.flatMap((from) =>
-    [80, 81].map(async (port) => {
-      while (running)
-        probes.push({ from, port, outcome: await lab.probe(from, target, port, 'TCP', 4, 250) });
-    }),
+  const timeline = new PolicyTimeline<World>({ variant: 'deleted', xcLabel: 'c' });
+  const probing = probeContinuously(
+    lab,
+    sources.flatMap((from) => [80, 81].map((port) => ({ from, to: target, port }))),
   );
 
-  let world = worlds[0]!;
   const modes: string[] = [];
   for (let k = 0; k < UPDATES; k++) {
+    const world = timeline.current;
     // Every fifth update is a label change of x/c; the others step through the policy variants.
     const next: World =
       k % 5 === 4
         ? { ...world, xcLabel: world.xcLabel === 'c' ? 'b' : 'c' }
         : { ...world, variant: VARIANTS[(VARIANTS.indexOf(world.variant) + 1) % VARIANTS.length]! };
-    applyStart.push(process.hrtime.bigint());
-    if (next.xcLabel !== world.xcLabel) {
-      engine.upsertPod(lab.policyPod(lab.pod('x/c'), { pod: next.xcLabel }));
-    } else if (next.variant === 'deleted') {
-      engine.removePolicy('x', 'guard');
-    } else {
-      engine.upsertPolicy(policy(next.variant));
-    }
-    modes.push((await engine.sync()).mode);
-    applyEnd.push(process.hrtime.bigint());
-    worlds.push(next);
-    world = next;
-  }
-  running = false;
-  await Promise.all(probers);
-
-  const violations: string[] = [];
-  let passed = 0;
-  let blocked = 0;
-  for (const { from, port, outcome } of probes) {
-    if (outcome.result !== 'ok') {
-      blocked++;
-      continue;
-    }
-    passed++;
-    const inForce = worlds.filter((_, i) => {
-      const from_ = applyStart[i]!;
-      const until = i + 1 < worlds.length ? applyEnd[i + 1]! : BigInt(Number.MAX_SAFE_INTEGER) * 1_000_000n;
-      return from_ <= outcome.end && until >= outcome.start;
+    await timeline.step(next, async () => {
+      if (next.xcLabel !== world.xcLabel) {
+        engine.upsertPod(lab.policyPod(lab.pod('x/c'), { pod: next.xcLabel }));
+      } else if (next.variant === 'deleted') {
+        engine.removePolicy('x', 'guard');
+      } else {
+        engine.upsertPolicy(policy(next.variant));
+      }
+      modes.push((await engine.sync()).mode);
     });
-    if (!inForce.some((w) => allowed(w, from, port))) {
-      violations.push(`${from.key} → x/a:${port} passed while only ${JSON.stringify(inForce)} was in force`);
-    }
   }
+  const probes = await probing.stop();
+
+  const { passed, blocked, violations } = judge(probes, timeline, (w, p) => allowed(w, p.from, p.port));
   console.log(`${UPDATES} updates, ${probes.length} probes: ${passed} passed, ${blocked} blocked`);
   expect(violations.slice(0, 10)).toEqual([]);
   // The run exercised both outcomes, so the check above was not vacuous.
