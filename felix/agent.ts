@@ -294,14 +294,11 @@ export class Agent {
   /** A pod that has a Pod object may be selected by policy: ADD returns only once it is programmed. */
   private async waitForPolicy(ep: PodEndpoint): Promise<void> {
     const { namespace, pod } = ep.attachment;
-    if (!this.view.informer('Pod').get({ namespace, name: pod })) {
-      const stored = await this.datastore.get('Pod', { namespace, name: pod });
-      if (!stored) return; // not a Kubernetes pod: no policy can select it
-      const deadline = Date.now() + 2000;
-      while (!this.view.informer('Pod').get({ namespace, name: pod }) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      this.policy.refresh();
+    const key = { namespace, name: pod };
+    if (!this.view.informer('Pod').get(key)) {
+      if (!(await this.datastore.get('Pod', key))) return; // not a Kubernetes pod: no policy can select it
+      // Stored but not watched yet: policy needs its labels, which arrive with the watch event.
+      if (await this.view.whenPresent('Pod', key, 2000)) this.policy.refresh();
     }
     await this.policy.waitForPod(namespace, pod, this.config.policyWaitSeconds * 1000);
   }

@@ -4,7 +4,15 @@
 import { Informer, type Datastore, type InformerEvent } from '../datastore/index.js';
 import { recordsOf } from '../ipam/index.js';
 import type { AllocationRecord } from '../ipam/index.js';
-import { parseCidr, type IPAMBlock, type Kind, type ResourceByKind } from '../model/index.js';
+import {
+  keyOf,
+  keyString,
+  parseCidr,
+  type IPAMBlock,
+  type Kind,
+  type ObjectKey,
+  type ResourceByKind,
+} from '../model/index.js';
 
 export const FOLLOWED_KINDS = [
   'Node',
@@ -83,6 +91,32 @@ export class ClusterView {
   onChange(fn: (change: ClusterChange) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * The object once the view has it: at once when it is there, else at the change that brings it
+   * (no polling); undefined when it has not arrived within `timeoutMs`.
+   */
+  whenPresent<K extends FollowedKind>(
+    kind: K,
+    key: ObjectKey,
+    timeoutMs: number,
+  ): Promise<ResourceByKind[K] | undefined> {
+    const now = this.informer(kind).get(key);
+    if (now) return Promise.resolve(now);
+    const wanted = keyString(key);
+    return new Promise((resolve) => {
+      const done = (object: ResourceByKind[K] | undefined) => {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(object);
+      };
+      const unsubscribe = this.onChange((c) => {
+        if (c.kind === kind && c.type !== 'deleted' && keyString(keyOf(c.object.metadata)) === wanted)
+          done(c.object as ResourceByKind[K]);
+      });
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+    });
   }
 
   async start(): Promise<void> {

@@ -107,4 +107,14 @@ describe('ClusterView', () => {
     expect(modified.object.spec.affinity).toBe('b');
     expect(seen[2]!.object.metadata.name).toBe(created.metadata.name);
   });
+
+  it('whenPresent: at once when the object is there, at the change that brings it, undefined at timeout', async () => {
+    const { ds, view } = await viewWith(block('10.244.0.0/26', 'a', {}));
+    const there = await view.whenPresent('IPAMBlock', { name: '10-244-0-0-26' }, 1000);
+    expect(there?.spec.cidr).toBe('10.244.0.0/26');
+    const later = view.whenPresent('IPAMBlock', { name: '10-244-0-64-26' }, 10_000);
+    await ds.create(block('10.244.0.64/26', 'b', {}));
+    expect((await later)?.spec.affinity).toBe('b');
+    expect(await view.whenPresent('IPAMBlock', { name: 'never' }, 20)).toBeUndefined();
+  });
 });
