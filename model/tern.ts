@@ -149,6 +149,9 @@ export type IPReservation = {
 };
 
 // ---- BGPPeer (cluster-scoped) ----
+/** Longest TCP MD5 key the kernel takes (TCP_MD5SIG_MAXKEYLEN), in bytes. */
+export const MD5_KEY_MAX_BYTES = 80;
+
 export const bgpPeerSpecSchema = z.object({
   peerIP: ipString,
   asNumber,
@@ -156,7 +159,14 @@ export const bgpPeerSpecSchema = z.object({
   nodeSelector: labelSelectorSchema.optional(),
   /** A single node that peers with it (instead of nodeSelector). */
   node: z.string().optional(),
-  password: z.string().max(80, 'must be at most 80 characters (TCP MD5 key limit)').optional(),
+  /** TCP MD5 key: 1..80 bytes of UTF-8, the kernel's limit (TCP_MD5SIG_MAXKEYLEN), as the speaker checks. */
+  password: z
+    .string()
+    .refine(
+      (v) => v.length > 0 && Buffer.byteLength(v, 'utf8') <= MD5_KEY_MAX_BYTES,
+      `must be 1..${MD5_KEY_MAX_BYTES} bytes of UTF-8 (TCP MD5 key limit)`,
+    )
+    .optional(),
   holdTime: z
     .number()
     .int()

@@ -7,7 +7,7 @@
 // structural schema cannot express are CEL rules (x-kubernetes-validations); the CIDR ones use
 // Kubernetes' CIDR library (Kubernetes >= 1.31).
 import { TERN_GROUP } from '../../model/meta.js';
-import { MIN_BLOCK_PREFIX } from '../../model/tern.js';
+import { MD5_KEY_MAX_BYTES, MIN_BLOCK_PREFIX } from '../../model/tern.js';
 
 /** The subset of a JSON-Schema / OpenAPI v3 node that tern's CRDs use. */
 export interface SchemaNode {
@@ -73,6 +73,8 @@ export const CEL = {
     `!has(self.blockSize) || (cidr(self.cidr).ip().family() == 4` +
     ` ? self.blockSize >= [cidr(self.cidr).prefixLength(), ${MIN_BLOCK_PREFIX[4]}].max() && self.blockSize <= 32` +
     ` : self.blockSize >= [cidr(self.cidr).prefixLength(), ${MIN_BLOCK_PREFIX[6]}].max() && self.blockSize <= 128)`,
+  /** maxLength counts characters; the kernel's TCP MD5 limit is in bytes of UTF-8. */
+  md5KeyBytes: `size(bytes(self)) <= ${MD5_KEY_MAX_BYTES}`,
   selectorValues:
     "(self.operator == 'In' || self.operator == 'NotIn') == (has(self.values) && size(self.values) > 0)",
 } as const;
@@ -189,7 +191,17 @@ const bgpPeerSpec = object(
     asNumber: asNumber("The peer's AS"),
     nodeSelector: labelSelector('Nodes that peer with it; absent = every node.'),
     node: str({ description: 'A single node that peers with it (instead of nodeSelector).' }),
-    password: str({ maxLength: 80, description: 'TCP MD5 (RFC 2385) key.' }),
+    password: str({
+      minLength: 1,
+      maxLength: MD5_KEY_MAX_BYTES,
+      description: `TCP MD5 (RFC 2385) key, 1..${MD5_KEY_MAX_BYTES} bytes of UTF-8.`,
+      'x-kubernetes-validations': [
+        {
+          rule: CEL.md5KeyBytes,
+          message: `must be at most ${MD5_KEY_MAX_BYTES} bytes of UTF-8 (TCP MD5 key limit)`,
+        },
+      ],
+    }),
     holdTime: int(0, 65535, {
       description: 'Seconds: 0 (no keepalives) or 3..65535.',
       anyOf: [{ enum: [0] }, { minimum: 3 }],

@@ -85,6 +85,10 @@ export const GOOD: Array<[string, unknown]> = [
       passive: true,
     }),
   ],
+  [
+    'BGPPeer password of 40 two-byte characters (80 bytes, the TCP MD5 limit)',
+    obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, password: 'é'.repeat(40) }),
+  ],
   ['BGPPeer holdTime 0', obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, holdTime: 0 })],
   ['BGPPeer holdTime 3', obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, holdTime: 3, node: 'n1' })],
   ['BGPConfiguration empty', obj('BGPConfiguration', {})],
@@ -208,6 +212,11 @@ export const BAD: Array<[string, unknown]> = [
   ['BGPPeer holdTime 65536', obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, holdTime: 65536 })],
   ['BGPPeer holdTime negative', obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, holdTime: -3 })],
   ['BGPPeer keepaliveTime 21846', obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, keepaliveTime: 21846 })],
+  [
+    'BGPPeer password of 41 two-byte characters (82 bytes: over the TCP MD5 limit)',
+    obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, password: 'é'.repeat(41) }),
+  ],
+  ['BGPPeer empty password', obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, password: '' })],
   [
     'BGPPeer password of 81 characters',
     obj('BGPPeer', { peerIP: '192.0.2.1', asNumber: 1, password: 'x'.repeat(81) }),

@@ -66,6 +66,7 @@ const CEL_TWINS: CelTwins = {
     const min = Math.max(c.prefixLength, MIN_BLOCK_PREFIX[c.family]);
     return spec.blockSize >= min && spec.blockSize <= (c.family === 4 ? 32 : 128);
   },
+  [CEL.md5KeyBytes]: (self) => Buffer.byteLength(self as string, 'utf8') <= 80,
   [CEL.selectorValues]: (self) => {
     const r = self as { operator: string; values?: string[] };
     return (
