@@ -96,6 +96,10 @@ async function showLab(lab: Lab, output: OutputFormat): Promise<void> {
   );
   print(`\nRoutes programmed by tern\n${formatTable(routes.flat() as Row[])}`);
   print(`\nPods\n${formatTable(pods as Row[])}`);
+  if (s.kube) {
+    const nodes = await lab.kubectl(['get', 'nodes', '-o', 'wide'], { allowFailure: true });
+    print(`\nKubernetes control plane in ${s.kube.netns}: ${s.kube.url}\n${nodes.stdout || nodes.stderr}`);
+  }
 }
 
 export async function labCommand(verb: string | undefined, c: LabCommandContext): Promise<void> {
@@ -119,6 +123,7 @@ export async function labCommand(verb: string | undefined, c: LabCommandContext)
       const topology =
         typeof flags.topology === 'string' ? loadTopology(flags.topology) : defaultTopology(nodes);
       if (tor) topology.tor.kind = tor as 'tern' | 'bird' | 'frr';
+      if (flags.kubernetes === true) topology.kubernetes = true;
       const started = Date.now();
       await lab.up(topology);
       process.stderr.write(`lab up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);

@@ -20,7 +20,7 @@ import { parseOutputFormat } from './table.js';
 const USAGE = `usage: ternctl [--node NAME | --socket PATH] [-o table|json] <command>
 
 Lab (a tern cluster on this machine, in network namespaces):
-  lab up [--nodes N] [--tor tern|bird|frr] [--topology FILE]
+  lab up [--nodes N] [--tor tern|bird|frr] [--topology FILE] [--kubernetes]
   lab status | lab down | lab probe [--port P] [--protocol TCP|UDP|SCTP]
   lab apply -f FILE | lab delete -f FILE
   lab add-pod NS/POD --node NODE [--labels k=v,…] [--ip ADDR] | lab del-pod NS/POD
@@ -50,6 +50,7 @@ async function main(argv: string[]): Promise<void> {
       help: { type: 'boolean', short: 'h' },
       nodes: { type: 'string' },
       tor: { type: 'string' },
+      kubernetes: { type: 'boolean' },
       topology: { type: 'string' },
       port: { type: 'string' },
       protocol: { type: 'string' },

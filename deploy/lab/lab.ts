@@ -34,6 +34,7 @@ import {
   type RackPlan,
 } from './network.js';
 import type { ProbeResult, ProbeTarget, Protocol } from './probe.js';
+import { labKubectl, startControlPlane } from './kubernetes/control-plane.js';
 import { hasExited, isOurs, startProcess, stopLabProcess } from './processes.js';
 import { LabStateFile, type LabState } from './state.js';
 import { startTor, torPeers, torRoutes, type TorKind, type TorPeer, type TorRoute } from './tor.js';
@@ -207,6 +208,7 @@ export class Lab {
     );
     await buildTor(rack, record);
     for (const n of rack.nodes) await buildNode(rack, n, record);
+    if (t.kubernetes) await this.startKubernetes(rack, record);
 
     this.progress('etcd: private instance on a Unix socket');
     await this.startEtcd();
@@ -260,6 +262,44 @@ export class Lab {
     }
     this.progress('waiting for BGP to converge');
     await this.waitConverged(60_000);
+  }
+
+  // ---- Kubernetes ------------------------------------------------------------------------
+
+  /** The control namespace on the rack, and the control plane in it. */
+  private async startKubernetes(rack: RackPlan, record: (netns: string) => void): Promise<void> {
+    // The control namespace is wired like a node: an uplink on the rack, default route via the ToR.
+    await buildNode(rack, rack.control, record);
+    const cp = await startControlPlane({
+      dir: this.dir,
+      netns: rack.control.netns,
+      address: rack.control.address,
+      nodes: rack.nodes.map((n) => n.name),
+      record: (p) => this.save((s) => s.processes.push(p)),
+      progress: this.progress,
+    });
+    this.save(
+      (s) =>
+        (s.kube = {
+          netns: rack.control.netns,
+          address: rack.control.address,
+          url: cp.url,
+          adminKubeconfig: cp.adminKubeconfig,
+        }),
+    );
+  }
+
+  /** kubectl as the lab's admin, inside the control namespace. */
+  async kubectl(
+    args: string[],
+    options: { input?: string; allowFailure?: boolean } = {},
+  ): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+    const k = this.state().kube;
+    if (!k)
+      throw new NoLabError(
+        'this lab has no Kubernetes control plane (start it with: ternctl lab up --kubernetes)',
+      );
+    return labKubectl(k.netns, k.adminKubeconfig, args, options);
   }
 
   // ---- agents -----------------------------------------------------------------------------

@@ -9,6 +9,8 @@ export interface RackPlan {
   torAddress: string;
   prefixLength: number;
   nodes: Array<{ name: string; netns: string; address: string }>;
+  /** The control namespace (Kubernetes control plane), on the rack's second address. */
+  control: { name: string; netns: string; address: string };
 }
 
 export function planRack(prefix: string, rackSubnet: string, nodeNames: readonly string[]): RackPlan {
@@ -19,6 +21,7 @@ export function planRack(prefix: string, rackSubnet: string, nodeNames: readonly
     torAddress: ip(1),
     prefixLength: rack.prefixLength,
     nodes: nodeNames.map((name, i) => ({ name, netns: `${prefix}${name}`, address: ip(11 + i) })),
+    control: { name: 'ctl', netns: `${prefix}ctl`, address: ip(2) },
   };
 }
 

@@ -29,6 +29,8 @@ export interface LabState {
   pods: Record<string, { netns: string; node: string; containerID: string; ip?: string }>;
   etcdEndpoint?: string;
   torAddress?: string;
+  /** The Kubernetes control plane (kubernetes labs): its namespace, API server URL, admin kubeconfig. */
+  kube?: { netns: string; address: string; url: string; adminKubeconfig: string };
 }
 
 export class LabStateFile {

@@ -5,6 +5,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_AS_NUMBER, ValidationError, parseCidr, parseIp } from '../../model/index.js';
 
+/** Name of the control namespace (after the lab's prefix) that holds the Kubernetes control plane. */
+export const CONTROL_NAME = 'ctl';
+
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const name = (max: number) =>
   z
@@ -68,6 +71,11 @@ export const topologySchema = z
     pods: z.array(podSchema).default([]),
     /** NetworkPolicy objects (as a user would write them for kubectl). */
     policies: z.array(z.record(z.string(), z.unknown())).default([]),
+    /**
+     * A real Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler) in
+     * the control namespace `<prefix>ctl` on the rack (`ternctl lab up --kubernetes`).
+     */
+    kubernetes: z.boolean().default(false),
   })
   .superRefine((t, ctx) => {
     const issue = (path: (string | number)[], message: string) =>
@@ -103,6 +111,8 @@ export const topologySchema = z
     } catch (e) {
       issue(['rackSubnet'], (e as Error).message.replace(/^cidr: /, ''));
     }
+    if (t.kubernetes && nodeNames.has(CONTROL_NAME))
+      issue(['nodes'], `a node may not be named ${CONTROL_NAME}: the control namespace has that name`);
     if (t.bgp.mode === 'node-reflector' && !t.nodes.some((n) => n.routeReflector)) {
       issue(['nodes'], 'node-reflector mode needs at least one node with routeReflector: true');
     }

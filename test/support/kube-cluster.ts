@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { kubeBinariesBuilt, kubeBinary } from '../../deploy/lab/kubernetes/binaries.js';
+import { apiServerArgs, kubeconfigText, makePki } from '../../deploy/lab/kubernetes/pki.js';
 import { freePort, startEtcd, type EtcdServer } from './etcd.js';
 import { ownedDirs, runningPids } from './exit-cleanup.js';
 import { stopProcess } from './netns.js';
@@ -94,74 +95,6 @@ export interface KubeCluster {
   restartApiServer(): Promise<void>;
   /** Stops everything and removes the folder. Safe to call twice. */
   stop(): Promise<void>;
-}
-
-async function openssl(cwd: string, args: string[]): Promise<void> {
-  await execa('openssl', args, { cwd, stdio: 'pipe' });
-}
-
-/** CA, the API server's certificate (127.0.0.1 and the in-cluster names) and the ServiceAccount key pair. */
-async function makePki(dir: string): Promise<void> {
-  const days = ['-days', '2'];
-  await openssl(dir, [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-subj',
-    '/CN=tern-test-ca',
-    ...days,
-  ]);
-  await openssl(dir, [
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'apiserver.key',
-    '-out',
-    'apiserver.csr',
-    '-subj',
-    '/CN=kube-apiserver',
-  ]);
-  writeFileSync(
-    join(dir, 'apiserver.ext'),
-    'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n',
-  );
-  await openssl(dir, [
-    'x509',
-    '-req',
-    '-in',
-    'apiserver.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'apiserver.crt',
-    '-extfile',
-    'apiserver.ext',
-    ...days,
-  ]);
-  await openssl(dir, ['genrsa', '-out', 'sa.key', '2048']);
-  await openssl(dir, ['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
-}
-
-function kubeconfigText(url: string, caFile: string, token: string): string {
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'test', cluster: { server: url, 'certificate-authority': caFile } }],
-    users: [{ name: 'u', user: { token } }],
-    contexts: [{ name: 'c', context: { cluster: 'test', user: 'u' } }],
-    'current-context': 'c',
-  });
 }
 
 function apiRequest(
@@ -259,26 +192,17 @@ export async function startKubeCluster(options: KubeClusterOptions): Promise<Kub
       const child = spawn(
         kubeBinary('kube-apiserver'),
         [
-          `--etcd-servers=${etcdServer.endpoint}`,
+          ...apiServerArgs({
+            etcdServers: etcdServer.endpoint,
+            bindAddress: '127.0.0.1',
+            port,
+            pki,
+            tokenAuthFile: join(pki, 'tokens.csv'),
+          }),
           '--etcd-compaction-interval=0', // tests compact when they mean to (compact())
-          '--bind-address=127.0.0.1',
-          '--advertise-address=127.0.0.1',
           // Loopback may not be the `kubernetes` Service's endpoint; nothing here needs that Service.
           '--endpoint-reconciler-type=none',
-          `--secure-port=${port}`,
-          `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
-          `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
-          `--client-ca-file=${caFile}`,
-          `--token-auth-file=${join(pki, 'tokens.csv')}`,
-          '--authorization-mode=Node,RBAC',
-          '--enable-admission-plugins=NodeRestriction',
-          '--service-account-issuer=https://kubernetes.default.svc',
-          `--service-account-key-file=${join(pki, 'sa.pub')}`,
-          `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-          '--service-cluster-ip-range=10.96.0.0/24',
-          '--kubelet-preferred-address-types=InternalIP',
           `--watch-cache=${options.watchCache ?? true}`,
-          '--profiling=false',
         ],
         { cwd: dir, stdio: ['ignore', out, out] },
       );
