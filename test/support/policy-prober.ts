@@ -3,6 +3,8 @@
 // got through is checked against the worlds that could have been visible while it ran. A probe
 // that passed when every such world denies it is a violation: the dataplane let through what the
 // policy in force forbade, even for an instant.
+import { expect } from 'vitest';
+import type { PolicyEngine } from '../../policy/index.js';
 import type { LabPod, PolicyLab, ProbeOutcome } from './policy-lab.js';
 
 export interface Probe {
@@ -97,4 +99,21 @@ export function judge<W>(
       );
   }
   return { passed, blocked, violations };
+}
+
+/**
+ * What every prober run must end with: no violation, both outcomes seen (so the check was not
+ * vacuous), every update on the incremental path (no failure papered over by the full re-apply
+ * fallback), and the kernel holding what the engine rendered.
+ */
+export async function expectSound(
+  verdicts: Verdicts,
+  modes: readonly string[],
+  engine: PolicyEngine,
+): Promise<void> {
+  expect(verdicts.violations.slice(0, 10)).toEqual([]);
+  expect(verdicts.passed).toBeGreaterThan(0);
+  expect(verdicts.blocked).toBeGreaterThan(0);
+  expect(modes.filter((m) => m === 'full')).toEqual([]);
+  expect(await engine.checkDrift()).toEqual([]);
 }

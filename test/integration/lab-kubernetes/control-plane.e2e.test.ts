@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubeBinariesBuilt } from '../../../deploy/lab/kubernetes/binaries.js';
 import { Lab } from '../../../deploy/lab/lab.js';
 import { parseTopology } from '../../../deploy/lab/topology.js';
 import { uniqueSuffix } from '../../support/netns.js';
@@ -18,7 +17,7 @@ const prefix = `tk${suffix}-`;
 const lab = new Lab({ dir, prefix, repo: REPO });
 const topology = parseTopology({ kubernetes: true, nodes: [{ name: 'node1' }] });
 
-describe.skipIf(!kubeBinariesBuilt())('lab up --kubernetes: the control plane', () => {
+describe('lab up --kubernetes: the control plane', () => {
   let pids: number[] = [];
 
   beforeAll(async () => {

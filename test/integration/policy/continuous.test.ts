@@ -1,10 +1,10 @@
 // Under continuous probing, a long series of policy updates (and label changes) must never let
 // through a connection that the policy in force at that moment denies.
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, test } from 'vitest';
 import type { NetworkPolicy } from '../../../model/index.js';
 import type { PolicyEngine } from '../../../policy/index.js';
 import { PolicyLab, type LabPod } from '../../support/policy-lab.js';
-import { judge, PolicyTimeline, probeContinuously } from '../../support/policy-prober.js';
+import { expectSound, judge, PolicyTimeline, probeContinuously } from '../../support/policy-prober.js';
 
 const UPDATES = 1000;
 
@@ -101,14 +101,9 @@ test(`${UPDATES} policy and label updates under continuous probing never pass a 
   }
   const probes = await probing.stop();
 
-  const { passed, blocked, violations } = judge(probes, timeline, (w, p) => allowed(w, p.from, p.port));
-  console.log(`${UPDATES} updates, ${probes.length} probes: ${passed} passed, ${blocked} blocked`);
-  expect(violations.slice(0, 10)).toEqual([]);
-  // The run exercised both outcomes, so the check above was not vacuous.
-  expect(passed).toBeGreaterThan(0);
-  expect(blocked).toBeGreaterThan(0);
-  // Every update went through the incremental path (restore sessions included): no failure
-  // was papered over by the full re-apply fallback.
-  expect(modes.filter((m) => m === 'full')).toEqual([]);
-  expect(await engine.checkDrift()).toEqual([]);
+  const verdicts = judge(probes, timeline, (w, p) => allowed(w, p.from, p.port));
+  console.log(
+    `${UPDATES} updates, ${probes.length} probes: ${verdicts.passed} passed, ${verdicts.blocked} blocked`,
+  );
+  await expectSound(verdicts, modes, engine);
 }, 600_000);
